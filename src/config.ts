@@ -1,0 +1,100 @@
+/**
+ * The one validated configuration. Every option is a flag and an environment variable (a flag wins
+ * over the variable); this file is the only one that reads `process.env`, and the option table
+ * below is also what `--help` prints.
+ */
+import { z } from "zod";
+
+export interface OptionSpec {
+  /** commander flag syntax, e.g. "--port <number>" */
+  flag: string;
+  env: string;
+  description: string;
+  /** Shown in --help and used when neither flag nor variable is given. */
+  default?: string;
+}
+
+const int = (name: string, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int({ error: `${name} must be a whole number` })
+    .min(min, { error: `${name} must be at least ${min}` })
+    .max(max, { error: `${name} must be at most ${max}` });
+
+const redisUrl = z
+  .string()
+  .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s), {
+    error: "--redis must be a URL like redis://127.0.0.1:6379",
+  });
+
+export const serveOptions = {
+  port: { flag: "--port <number>", env: "PORT", default: "3000", description: "TCP port to listen on (0: any free port)" },
+  host: { flag: "--host <address>", env: "HOST", default: "0.0.0.0", description: "address to listen on" },
+  redis: {
+    flag: "--redis <url>",
+    env: "REDIS_URL",
+    description: "Redis URL (redis://host:port); without it the chat lives in this process's memory",
+  },
+  redisPrefix: { flag: "--redis-prefix <prefix>", env: "REDIS_PREFIX", default: "roomcast:", description: "prefix of every Redis key and channel" },
+  maxTextLength: { flag: "--max-text-length <chars>", env: "MAX_TEXT_LENGTH", default: "2000", description: "longest message, in characters" },
+  rateLimit: { flag: "--rate-limit <per-second>", env: "RATE_LIMIT", default: "10", description: "messages a connection may send per second" },
+  rateBurst: { flag: "--rate-burst <messages>", env: "RATE_BURST", default: "20", description: "messages a connection may send in a burst" },
+  historySize: { flag: "--history-size <messages>", env: "HISTORY_SIZE", default: "1000", description: "messages kept per room (what a reconnecting client can recover)" },
+  historyOnJoin: { flag: "--history-on-join <messages>", env: "HISTORY_ON_JOIN", default: "50", description: "messages sent to a client that joins without `since`" },
+  maxPayload: { flag: "--max-payload <bytes>", env: "MAX_PAYLOAD", default: "65536", description: "largest packet a client may send; a larger one closes its connection" },
+  nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
+  logLevel: { flag: "--log-level <level>", env: "LOG_LEVEL", default: "info", description: "fatal, error, warn, info, debug or silent" },
+} satisfies Record<string, OptionSpec>;
+
+const serveSchema = z.object({
+  port: int("--port", 0, 65535),
+  host: z.string().min(1, { error: "--host must not be empty" }),
+  redis: redisUrl.optional(),
+  redisPrefix: z.string().max(64, { error: "--redis-prefix is at most 64 characters" }),
+  maxTextLength: int("--max-text-length", 1, 100_000),
+  rateLimit: z.coerce.number({ error: "--rate-limit must be a number" }).positive({ error: "--rate-limit must be above 0" }),
+  rateBurst: int("--rate-burst", 1, 100_000),
+  historySize: int("--history-size", 1, 1_000_000),
+  historyOnJoin: int("--history-on-join", 0, 1_000_000),
+  maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
+  nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+    error: "--log-level must be one of fatal, error, warn, info, debug, trace, silent",
+  }),
+});
+
+export type ServeConfig = z.infer<typeof serveSchema>;
+
+/** A configuration mistake, told to the user in one line (exit code 1). */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Specs = Record<string, OptionSpec>;
+
+/**
+ * Merges flags (from commander, undefined when not given), environment and defaults, then
+ * validates. Throws ConfigError with one readable line.
+ */
+export function resolveOptions<S extends Specs, T extends z.ZodType>(
+  specs: S,
+  schema: T,
+  flags: Partial<Record<keyof S, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): z.infer<T> {
+  const raw: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const fromEnv = env[spec.env];
+    raw[key] = flags[key] ?? (fromEnv === undefined || fromEnv === "" ? undefined : fromEnv) ?? spec.default;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(issue?.message ?? "invalid options");
+  }
+  return parsed.data;
+}
+
+export function resolveServeConfig(flags: Partial<Record<keyof typeof serveOptions, unknown>>, env = process.env): ServeConfig {
+  return resolveOptions(serveOptions, serveSchema, flags, env);
+}

@@ -1,0 +1,115 @@
+/**
+ * The embedded engine: everything in this process's memory, nothing to install. One process is
+ * the whole chat. Publishing is synchronous, so storing and delivering are trivially one step.
+ */
+import { randomUUID } from "node:crypto";
+import { compareIds, IdGenerator } from "../../chat/ids.js";
+import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../../protocol.js";
+import {
+  countUsers,
+  type ClusterStats,
+  type Engine,
+  type EngineHealth,
+  type HistoryQuery,
+  type MessageDraft,
+  type RoomListener,
+  type RoomSummary,
+} from "../engine.js";
+
+export interface MemoryEngineOptions {
+  /** Messages kept per room. @default 1000 */
+  historySize: number;
+}
+
+export class MemoryEngine implements Engine {
+  readonly kind = "memory";
+  readonly nodeId = `memory-${randomUUID().slice(0, 8)}`;
+
+  private readonly ids = new IdGenerator();
+  private readonly histories = new Map<string, ChatMessage[]>();
+  private readonly listeners = new Map<string, RoomListener>();
+  /** room → member → username */
+  private readonly members = new Map<string, Map<string, string>>();
+  private connections = 0;
+
+  constructor(private readonly options: MemoryEngineOptions) {}
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.members.clear();
+  }
+
+  async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
+    const message: ChatMessage = { id: this.ids.next(), ...draft };
+    let history = this.histories.get(room);
+    if (!history) this.histories.set(room, (history = []));
+    history.push(message);
+    // Trim in chunks, not on every message, to keep the push O(1) amortised.
+    if (history.length > this.options.historySize * 1.1) {
+      history.splice(0, history.length - this.options.historySize);
+    }
+    this.listeners.get(room)?.({ event: "broadcast_say", data: message }, undefined);
+    return message;
+  }
+
+  async publishNotice(room: string, event: RoomEvent, exceptMember?: string): Promise<void> {
+    this.listeners.get(room)?.(event, exceptMember);
+  }
+
+  async subscribe(room: string, listener: RoomListener): Promise<void> {
+    this.listeners.set(room, listener);
+  }
+
+  async unsubscribe(room: string): Promise<void> {
+    this.listeners.delete(room);
+  }
+
+  async history(room: string, query: HistoryQuery): Promise<HistoryData> {
+    const all = this.histories.get(room) ?? [];
+    const kept = all.slice(Math.max(0, all.length - this.options.historySize));
+    if (query.since === undefined) {
+      const start = Math.max(0, kept.length - query.limit);
+      return { messages: kept.slice(start), truncated: start > 0 };
+    }
+    const since = query.since;
+    const found = kept.some((m) => m.id === since);
+    return { messages: kept.filter((m) => compareIds(m.id, since) > 0), truncated: !found };
+  }
+
+  async addPresence(room: string, member: string, username: string): Promise<void> {
+    let entries = this.members.get(room);
+    if (!entries) this.members.set(room, (entries = new Map()));
+    entries.set(member, username);
+  }
+
+  async removePresence(room: string, member: string): Promise<void> {
+    const entries = this.members.get(room);
+    if (!entries) return;
+    entries.delete(member);
+    if (entries.size === 0) this.members.delete(room);
+  }
+
+  async presence(room: string): Promise<PresenceUser[]> {
+    return countUsers(this.members.get(room)?.values() ?? []);
+  }
+
+  async rooms(): Promise<RoomSummary[]> {
+    return [...this.members].map(([room, entries]) => ({ room, users: new Set(entries.values()).size }));
+  }
+
+  setConnectionCount(count: number): void {
+    this.connections = count;
+  }
+
+  async stats(): Promise<ClusterStats> {
+    return { nodes: 1, connections: this.connections };
+  }
+
+  health(): EngineHealth {
+    return { ok: true };
+  }
+
+  onHealthChange(): void {}
+}

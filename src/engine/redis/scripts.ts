@@ -1,0 +1,98 @@
+/**
+ * The Lua scripts of the Redis engine. Each runs atomically on the Redis server; ioredis sends
+ * them by EVALSHA and falls back to EVAL after a Redis restart (NOSCRIPT).
+ *
+ * Time comes from Redis (`TIME`), not from the processes, so that machines with skewed clocks agree
+ * on which nodes are alive.
+ */
+
+/**
+ * Appends a message to the room's history stream and publishes it on the room's channel, in one
+ * atomic step: subscribers receive a room's messages in the order of their stream ids, and a
+ * message is in the history exactly when it was published.
+ * KEYS[1] stream. ARGV: maxlen, username, text, ts, channel, frame head, frame tail.
+ * The published frame is head .. id .. tail: the JSON of the event, built by the caller around
+ * the id that only Redis knows, so no JSON is parsed or built in Lua.
+ */
+export const PUBLISH_MESSAGE = `
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. id .. ARGV[7])
+return id
+`;
+
+/** KEYS[1] presence hash, KEYS[2] rooms set. ARGV: field, username, room. */
+export const PRESENCE_ADD = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+`;
+
+/** KEYS[1] presence hash, KEYS[2] rooms set. ARGV: field, room. */
+export const PRESENCE_REMOVE = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
+`;
+
+/**
+ * Lists the usernames present in a room (one entry per connection), dropping the entries of
+ * nodes whose heartbeat expired. Fields are "<node>/<member>".
+ * KEYS[1] presence hash, KEYS[2] nodes zset (node → expiry ms), KEYS[3] rooms set. ARGV: room.
+ */
+export const PRESENCE_LIST = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+local alive = {}
+for i = 1, #all, 2 do
+  local field = all[i]
+  local node = string.match(field, '^(.-)/')
+  local ok = alive[node]
+  if ok == nil then
+    local expiry = redis.call('ZSCORE', KEYS[2], node)
+    ok = (expiry ~= false and expiry ~= nil and tonumber(expiry) > now)
+    alive[node] = ok
+  end
+  if ok then out[#out + 1] = all[i + 1] else redis.call('HDEL', KEYS[1], field) end
+end
+if #out == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
+return out
+`;
+
+/**
+ * Marks a node alive until now + ttl and records its connection count.
+ * KEYS[1] nodes zset, KEYS[2] connections hash. ARGV: node, ttl ms, connections.
+ */
+export const HEARTBEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`;
+
+/**
+ * Counts live nodes and their connections; forgets nodes whose heartbeat expired.
+ * KEYS[1] nodes zset, KEYS[2] connections hash. Returns { nodes, connections }.
+ */
+export const STATS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, node in ipairs(dead) do redis.call('HDEL', KEYS[2], node) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local connections = 0
+for _, node in ipairs(live) do
+  connections = connections + (tonumber(redis.call('HGET', KEYS[2], node)) or 0)
+end
+return { #live, connections }
+`;
+
+/** KEYS[1] nodes zset, KEYS[2] connections hash. ARGV: node. */
+export const NODE_REMOVE = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`;

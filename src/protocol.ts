@@ -1,0 +1,139 @@
+/**
+ * The wire protocol of SPEC.md: the events a client sends, the `message` events it receives, the
+ * payload schemas (zod) and the error codes. Server and web client share this file, so there is
+ * one source of truth for what crosses the wire.
+ */
+import { z } from "zod";
+
+export const ERROR_CODES = [
+  "BAD_ROOM",
+  "BAD_USERNAME",
+  "BAD_TEXT",
+  "BAD_PAYLOAD",
+  "NOT_JOINED",
+  "ALREADY_JOINED",
+  "RATE_LIMITED",
+  "UNAUTHORIZED",
+  "UNAVAILABLE",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+/** The answer to any client event that carries an acknowledgement callback. */
+export type Ack = { ok: true; id?: string } | { ok: false; error: WireError };
+
+// ---- identifiers -------------------------------------------------------------------------------
+
+/** 1–64 characters of `A–Z a–z 0–9 _ - . :`. */
+export const ROOM_ID = /^[A-Za-z0-9_\-.:]{1,64}$/;
+export const roomIdSchema = z.string().regex(ROOM_ID);
+
+/** `"<integer>-<integer>"`, the form of a Redis stream id. */
+export const MESSAGE_ID = /^\d{1,20}-\d{1,20}$/;
+export const messageIdSchema = z.string().regex(MESSAGE_ID);
+
+export const USERNAME_MAX = 32;
+
+/**
+ * Characters that never belong in a name or a message: C0 and C1 controls (but tab, line feed and
+ * carriage return in message text), and the bidirectional overrides that make text display in an
+ * order other than the one it was written in.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+/** Length in code points, so that one emoji or one CJK character counts as one character. */
+export function charLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // a high surrogate followed by a low one is one code point
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/** A username: trimmed, 1–32 characters, no control characters. */
+export const usernameSchema = z
+  .string()
+  .transform((s) => s.trim())
+  .refine((s) => s.length > 0 && charLength(s) <= USERNAME_MAX, {
+    message: `a username is 1 to ${USERNAME_MAX} characters`,
+  })
+  .refine((s) => !CONTROL_IN_NAME.test(s), { message: "a username may not hold control characters" });
+
+/** A message text: 1–`max` characters, not only white space; kept as sent (not trimmed). */
+export function textSchema(max: number) {
+  return z
+    .string()
+    .refine((s) => s.trim().length > 0, { message: "a message may not be empty or only white space" })
+    .refine((s) => charLength(s) <= max, { message: `a message is at most ${max} characters` })
+    .refine((s) => !CONTROL_IN_TEXT.test(s), { message: "a message may not hold control characters" });
+}
+
+// ---- client → server payloads ----------------------------------------------------------------
+// Each payload is first checked to be a plain object (else BAD_PAYLOAD); then each field is
+// checked on its own, so that the refusal names the field's own code (BAD_USERNAME, BAD_TEXT).
+
+export const payloadSchema = z.custom<Record<string, unknown>>(
+  (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+  { message: "the payload must be an object" },
+);
+export const joinSinceSchema = messageIdSchema.optional();
+export const typingFlagSchema = z.boolean();
+
+export interface JoinRequest {
+  username: string;
+  since?: string;
+}
+export interface SayRequest {
+  text: string;
+}
+export interface TypingRequest {
+  typing: boolean;
+}
+
+// ---- server → client `message` events ----------------------------------------------------------
+
+export interface ChatMessage {
+  id: string;
+  username: string;
+  text: string;
+  ts: number;
+}
+
+export interface PresenceUser {
+  username: string;
+  connections: number;
+}
+
+export interface HistoryData {
+  messages: ChatMessage[];
+  truncated: boolean;
+}
+
+/** Events that travel through a room's channel to every subscribed process. */
+export type RoomEvent =
+  | { event: "join"; data: { username: string; ts: number } }
+  | { event: "broadcast_say"; data: ChatMessage }
+  | { event: "broadcast_quit"; data: { username: string; ts: number } }
+  | { event: "typing"; data: { username: string; typing: boolean } };
+
+/** Everything the server sends, always as the Socket.IO event `message`. */
+export type ServerMessage =
+  | RoomEvent
+  | { event: "history"; data: HistoryData }
+  | { event: "presence"; data: { users: PresenceUser[] } }
+  | { event: "error"; data: WireError };
+
+export const SERVER_EVENT = "message";

@@ -1,0 +1,102 @@
+/**
+ * One serving roomcast process: HTTP + Socket.IO on one port, the chat, and its engine (memory, or
+ * Redis to be one node of a larger chat). Used by `roomcast serve` and by each cluster worker.
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { Server } from "socket.io";
+import { Chat } from "../chat/chat.js";
+import type { ServeConfig } from "../config.js";
+import type { Engine } from "../engine/engine.js";
+import { MemoryEngine } from "../engine/memory/memory-engine.js";
+import { RedisEngine } from "../engine/redis/redis-engine.js";
+import { createHttpHandler } from "./http.js";
+import { createMetrics } from "./metrics.js";
+import { socketSink, wireSockets } from "./socket.js";
+
+/** A start-up failure told to the user in one line (port in use, Redis unreachable). */
+export class StartError extends Error {
+  override name = "StartError";
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly engine: Engine;
+  /** Graceful stop: no new connections, quits announced, presence removed, engine closed. */
+  close(): Promise<void>;
+}
+
+export function createEngine(config: ServeConfig, logger: Logger): Engine {
+  return config.redis
+    ? new RedisEngine({
+        url: config.redis,
+        prefix: config.redisPrefix,
+        historySize: config.historySize,
+        nodeTtlMs: config.nodeTtl * 1000,
+        logger,
+      })
+    : new MemoryEngine({ historySize: config.historySize });
+}
+
+export async function startServer(config: ServeConfig, logger: Logger): Promise<RunningServer> {
+  const engine = createEngine(config, logger);
+  try {
+    await engine.start();
+  } catch (err) {
+    throw new StartError(err instanceof Error ? err.message : String(err));
+  }
+  const metrics = createMetrics();
+  const httpServer = createServer();
+  const io = new Server(httpServer, {
+    // A packet larger than this closes that one connection (Socket.IO's default is 1 MB).
+    maxHttpBufferSize: config.maxPayload,
+    serveClient: true,
+  });
+  const chat = new Chat(engine, socketSink(io, metrics), { historyOnJoin: config.historyOnJoin });
+  const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger });
+  httpServer.on("request", createHttpHandler({ engine, chat, config, metrics, logger }));
+
+  metrics.redisUp.set(engine.health().ok ? 1 : 0);
+  engine.onHealthChange((health) => metrics.redisUp.set(health.ok ? 1 : 0));
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => {
+        httpServer.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await engine.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${config.host}:${config.port}`;
+    throw new StartError(
+      code === "EADDRINUSE"
+        ? `port ${config.port} is already in use on ${config.host}`
+        : code === "EADDRNOTAVAIL"
+          ? `cannot listen on ${where}: no such local address`
+          : code === "EACCES"
+            ? `not allowed to listen on ${where}`
+            : `cannot listen on ${where}: ${(err as Error).message}`,
+    );
+  }
+  const port = (httpServer.address() as AddressInfo).port;
+  logger.info({ port, host: config.host, engine: engine.kind, node: engine.nodeId }, "listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    engine,
+    close() {
+      closing ??= (async () => {
+        // io.close() disconnects every socket (each disconnect starts its quit) and closes HTTP.
+        await new Promise<void>((resolve) => io.close(() => resolve()));
+        await leavesDone();
+        await engine.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The HTTP side of a roomcast process: the web client, health, metrics and the JSON API of
+ * SPEC.md. Socket.IO answers its own path (/socket.io) before this handler sees a request.
+ */
+import { readFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import type { Chat } from "../chat/chat.js";
+import type { ServeConfig } from "../config.js";
+import { EngineUnavailableError, type Engine } from "../engine/engine.js";
+import { ROOM_ID } from "../protocol.js";
+import type { Metrics } from "./metrics.js";
+
+/** Where the browser client's files are: `web/` at the package root. */
+const WEB_DIR = fileURLToPath(new URL("../../../web/", import.meta.url));
+
+const STATIC_FILES: Record<string, { file: string; type: string }> = {
+  "/": { file: "index.html", type: "text/html; charset=utf-8" },
+  "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
+};
+
+/** No inline script, no foreign origin: user text that slipped into markup still could not run. */
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
+  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+export interface HttpDeps {
+  engine: Engine;
+  chat: Chat;
+  config: ServeConfig;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export function createHttpHandler({ engine, chat, config, metrics, logger }: HttpDeps) {
+  const files = new Map<string, { body: Buffer; type: string }>();
+  for (const [path, { file, type }] of Object.entries(STATIC_FILES)) {
+    files.set(path, { body: readFileSync(WEB_DIR + file), type });
+  }
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  const refuse = (res: ServerResponse, status: number, code: string, message: string) =>
+    json(res, status, { error: { code, message } });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      return refuse(res, 405, "METHOD_NOT_ALLOWED", "only GET is served here");
+    }
+
+    const file = files.get(path);
+    if (file) {
+      res.writeHead(200, {
+        "content-type": file.type,
+        "cache-control": "no-cache",
+        "content-security-policy": CSP,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+      });
+      res.end(file.body);
+      return;
+    }
+
+    if (path === "/healthz") {
+      const health = engine.health();
+      return health.ok ? json(res, 200, { status: "ok" }) : json(res, 503, { status: "unavailable", reason: health.reason });
+    }
+
+    if (path === "/metrics") {
+      metrics.rooms.set(chat.localRoomCount);
+      metrics.redisUp.set(engine.health().ok ? 1 : 0);
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(await metrics.registry.metrics());
+      return;
+    }
+
+    if (path === "/api/rooms") return json(res, 200, { rooms: await engine.rooms() });
+
+    if (path === "/api/stats") return json(res, 200, await engine.stats());
+
+    const history = /^\/api\/rooms\/([^/]+)\/history$/.exec(path);
+    if (history) {
+      const room = decodeURIComponent(history[1] ?? "");
+      if (!ROOM_ID.test(room)) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :");
+      const rawLimit = url.searchParams.get("limit");
+      const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {
+        return refuse(res, 400, "BAD_LIMIT", `limit must be a whole number from 1 to ${config.historySize}`);
+      }
+      const { messages } = await engine.history(room, { limit });
+      return json(res, 200, { messages });
+    }
+
+    return refuse(res, 404, "NOT_FOUND", "no such page");
+  }
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    route(req, res).catch((err: unknown) => {
+      if (err instanceof URIError) return refuse(res, 400, "BAD_ROOM", "the room id is not valid percent-encoding");
+      if (err instanceof EngineUnavailableError) return refuse(res, 503, "UNAVAILABLE", "Redis is unreachable");
+      logger.error({ err, url: req.url }, "HTTP request failed");
+      if (!res.headersSent) refuse(res, 500, "INTERNAL", "internal error");
+      else res.destroy();
+    });
+  };
+}

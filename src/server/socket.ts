@@ -1,0 +1,196 @@
+/**
+ * Socket.IO wiring: speaks the wire protocol of SPEC.md with each connection. It validates every
+ * payload at the boundary, calls the chat, and turns every refusal into its wire answer here, in
+ * one place (an ack when the client asked for one, else an `error` message).
+ */
+import type { Logger } from "pino";
+import type { Server, Socket } from "socket.io";
+import { Chat, type Member, type MemberSink } from "../chat/chat.js";
+import { ChatError } from "../chat/errors.js";
+import { TokenBucket } from "../chat/rate-limit.js";
+import type { Engine } from "../engine/engine.js";
+import {
+  joinSinceSchema,
+  payloadSchema,
+  roomIdSchema,
+  SERVER_EVENT,
+  textSchema,
+  typingFlagSchema,
+  usernameSchema,
+  type Ack,
+  type ErrorCode,
+  type RoomEvent,
+  type ServerMessage,
+  type WireError,
+} from "../protocol.js";
+import type { ServeConfig } from "../config.js";
+import type { Metrics } from "./metrics.js";
+import type { z } from "zod";
+
+/**
+ * Socket.IO room of a chat room. Prefixed, because every socket is also in a Socket.IO room named
+ * after its own id: a chat room named like somebody's socket id must not reach that socket.
+ */
+const ioRoom = (room: string) => `room:${room}`;
+
+/** The chat's way to the connections: Socket.IO rooms, so a broadcast is encoded once per process. */
+export function socketSink(io: Server, metrics: Metrics): MemberSink {
+  const sockets = io.of("/").sockets;
+  const rooms = io.of("/").adapter.rooms;
+  return {
+    broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
+      const target = exceptMember === undefined ? io.to(ioRoom(room)) : io.to(ioRoom(room)).except(exceptMember);
+      target.emit(SERVER_EVENT, event);
+      if (event.event === "broadcast_say") metrics.delivered.inc(rooms.get(ioRoom(room))?.size ?? 0);
+    },
+    send(member: string, message: ServerMessage): void {
+      sockets.get(member)?.emit(SERVER_EVENT, message);
+      if (message.event === "broadcast_say") metrics.delivered.inc();
+      else if (message.event === "history") metrics.delivered.inc(message.data.messages.length);
+    },
+    enter(member: string, room: string): void {
+      void sockets.get(member)?.join(ioRoom(room));
+    },
+  };
+}
+
+export interface SocketDeps {
+  io: Server;
+  chat: Chat;
+  engine: Engine;
+  config: ServeConfig;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Wires the protocol; returns a function that resolves once every leave started by a disconnect
+ * has finished (for a graceful stop: quits published, presence removed).
+ */
+export function wireSockets({ io, chat, engine, config, metrics, logger }: SocketDeps): () => Promise<void> {
+  const text = textSchema(config.maxTextLength);
+  const leaving = new Set<Promise<void>>();
+  const namespace = io.of("/");
+
+  // The room comes from the handshake, as in the article's client: ?roomid=ROOM
+  io.use((socket, next) => {
+    const parsed = roomIdSchema.safeParse(socket.handshake.query["roomid"]);
+    if (!parsed.success) {
+      metrics.refusals.inc({ code: "BAD_ROOM" });
+      const err = new Error("a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :") as Error & { data: WireError };
+      err.data = { code: "BAD_ROOM", message: err.message };
+      return next(err);
+    }
+    socket.data.room = parsed.data;
+    next();
+  });
+
+  io.on("connection", (socket) => {
+    const room = socket.data.room as string;
+    const countConnections = () => {
+      metrics.connections.set(namespace.sockets.size);
+      engine.setConnectionCount(namespace.sockets.size);
+    };
+    countConnections();
+    const sayBucket = new TokenBucket(config.rateLimit, config.rateBurst);
+    const typingBucket = new TokenBucket(config.rateLimit, config.rateBurst);
+    let member: Member | undefined;
+    let joining: Promise<void> | undefined;
+
+    /** The joined member; waits for a join still under way (the article's client says right after join). */
+    const joined = async (): Promise<Member> => {
+      if (joining) await joining.catch(() => {});
+      if (!member) throw new ChatError("NOT_JOINED", "join the room first");
+      return member;
+    };
+
+    handle(socket, "join", async (payload) => {
+      if (joining) throw new ChatError("ALREADY_JOINED", "this connection has joined already");
+      const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
+      const username = parse(usernameSchema, p["username"], "BAD_USERNAME");
+      const since = parse(joinSinceSchema, p["since"], "BAD_PAYLOAD");
+      const candidate: Member = { id: socket.id, room, username };
+      joining = chat.join(candidate, since);
+      try {
+        await joining;
+      } catch (err) {
+        joining = undefined; // a failed join may be tried again
+        throw err;
+      }
+      member = candidate;
+      return {};
+    });
+
+    handle(socket, "say", async (payload) => {
+      if (!sayBucket.take()) throw new ChatError("RATE_LIMITED", "too many messages, slow down");
+      const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
+      const sender = await joined();
+      const message = await chat.say(sender, parse(text, p["text"], "BAD_TEXT"));
+      metrics.received.inc();
+      return { id: message.id };
+    });
+
+    handle(socket, "typing", async (payload) => {
+      if (!typingBucket.take()) throw new ChatError("RATE_LIMITED", "too many typing notices, slow down");
+      const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
+      const typing = parse(typingFlagSchema, p["typing"], "BAD_PAYLOAD");
+      await chat.typing(await joined(), typing);
+      return {};
+    });
+
+    socket.on("disconnect", () => {
+      countConnections();
+      if (!joining) return;
+      const done = joined()
+        .then((m) => chat.leave(m))
+        .catch(() => {}) // never joined: nothing to announce
+        .finally(() => leaving.delete(done));
+      leaving.add(done);
+    });
+  });
+
+  /** Runs one client event: validates, calls, answers. Nothing a client sends escapes as an exception. */
+  function handle(socket: Socket, event: string, run: (payload: unknown) => Promise<{ id?: string }>): void {
+    socket.on(event, (...args: unknown[]) => {
+      const ack = typeof args.at(-1) === "function" ? (args.pop() as (answer: Ack) => void) : undefined;
+      run(args[0]).then(
+        (result) => ack?.({ ok: true, ...result }),
+        (err: unknown) => {
+          const error = toWireError(err, logger);
+          metrics.refusals.inc({ code: error.code });
+          if (ack) ack({ ok: false, error });
+          else socket.emit(SERVER_EVENT, { event: "error", data: error } satisfies ServerMessage);
+        },
+      );
+    });
+  }
+
+  return async () => {
+    await Promise.allSettled([...leaving]);
+  };
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, code: ErrorCode): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const detail = result.error.issues[0];
+  const message = detail && detail.code === "custom" ? detail.message : describeField(code);
+  throw new ChatError(code, message);
+}
+
+function describeField(code: ErrorCode): string {
+  switch (code) {
+    case "BAD_USERNAME":
+      return "username must be a string of 1 to 32 characters";
+    case "BAD_TEXT":
+      return "text must be a string";
+    default:
+      return "the payload must be an object of the documented fields";
+  }
+}
+
+function toWireError(err: unknown, logger: Logger): WireError {
+  if (err instanceof ChatError) return err.toWire();
+  logger.error({ err }, "unexpected error in a client event");
+  return { code: "UNAVAILABLE", message: "internal error, try again" };
+}
