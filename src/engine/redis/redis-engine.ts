@@ -88,6 +88,7 @@ export class RedisEngine implements Engine {
   private started = false;
   private closing = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  private pendingReport: NodeJS.Timeout | undefined;
   private lastHealth: EngineHealth = { ok: false, reason: "not started" };
   private readonly healthListeners: ((h: EngineHealth) => void)[] = [];
   private readonly keys;
@@ -118,8 +119,8 @@ export class RedisEngine implements Engine {
       // At start an unreachable Redis is an error (exit 1); once running, reconnect for ever.
       retryStrategy: (times: number) => (this.started && !this.closing ? Math.min(100 * times, 1000) : null),
     };
-    this.cmd = new Redis(options.url, { ...common, connectionName: "roomcast-cmd" });
-    this.sub = new Redis(options.url, { ...common, connectionName: "roomcast-sub" });
+    this.cmd = new Redis(options.url, { ...common, connectionName: `roomcast-cmd-${this.nodeId}` });
+    this.sub = new Redis(options.url, { ...common, connectionName: `roomcast-sub-${this.nodeId}` });
     for (const [name, lua] of Object.entries({
       rcPublishMessage: [1, scripts.PUBLISH_MESSAGE],
       rcPresenceAdd: [2, scripts.PRESENCE_ADD],
@@ -184,6 +185,7 @@ export class RedisEngine implements Engine {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.pendingReport);
     if (this.cmd.status === "ready") {
       const pipeline = this.cmd.pipeline();
       for (const [room, members] of this.local) {
@@ -403,7 +405,15 @@ export class RedisEngine implements Engine {
   // ---- nodes ------------------------------------------------------------------------------------
 
   setConnectionCount(count: number): void {
+    if (count === this.connections) return;
     this.connections = count;
+    // Report soon, not at the next heartbeat, so /api/stats on other nodes is current; at most
+    // one write per 100 ms however fast connections come and go.
+    if (this.pendingReport || !this.started || this.closing) return;
+    this.pendingReport = setTimeout(() => {
+      this.pendingReport = undefined;
+      void this.beat().catch(() => {});
+    }, 100);
   }
 
   async stats(): Promise<ClusterStats> {

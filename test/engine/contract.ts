@@ -1,0 +1,176 @@
+/**
+ * The Engine contract: what every engine guarantees, run against each implementation
+ * (memory-engine.test.ts, redis-engine.test.ts).
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { compareIds } from "../../src/chat/ids.js";
+import type { Engine } from "../../src/engine/engine.js";
+import type { RoomEvent } from "../../src/protocol.js";
+import { withTimeout } from "../helpers/processes.js";
+
+export interface EngineFactory {
+  /** A fresh engine over a fresh, empty chat (history size as given), started. */
+  create(options: { historySize: number }): Promise<Engine>;
+}
+
+/** Collects what a listener receives and lets a test wait for a count. */
+export function recorder() {
+  const events: { event: RoomEvent; except: string | undefined }[] = [];
+  let wake: (() => void) | undefined;
+  return {
+    events,
+    listener: (event: RoomEvent, except: string | undefined) => {
+      events.push({ event, except });
+      wake?.();
+    },
+    async waitFor(count: number, ms = 5000) {
+      await withTimeout(
+        (async () => {
+          while (events.length < count) await new Promise<void>((r) => (wake = r));
+        })(),
+        ms,
+        () => `expected ${count} events, got ${events.length}: ${JSON.stringify(events)}`,
+      );
+      return events;
+    },
+  };
+}
+
+export function engineContract(name: string, factory: EngineFactory): void {
+  describe(`Engine contract: ${name}`, () => {
+    const draft = (text: string) => ({ username: "ann", text, ts: Date.now() });
+
+    it("gives messages increasing ids of the form <int>-<int> and keeps them in history", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await engine.publishMessage("r1", draft(`m${i}`))).id);
+        for (const id of ids) assert.match(id, /^\d+-\d+$/);
+        for (let i = 1; i < ids.length; i++) assert.ok(compareIds(ids[i - 1]!, ids[i]!) < 0, `${ids[i - 1]} < ${ids[i]}`);
+        const history = await engine.history("r1", { limit: 50 });
+        assert.deepEqual(history.messages.map((m) => m.text), ["m0", "m1", "m2", "m3", "m4"]);
+        assert.deepEqual(history.messages.map((m) => m.id), ids);
+        assert.equal(history.truncated, false);
+        assert.deepEqual(await engine.history("other", { limit: 50 }), { messages: [], truncated: false });
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("sends the newest `limit` messages, oldest first, and says when older ones are kept", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        for (let i = 0; i < 10; i++) await engine.publishMessage("r", draft(`m${i}`));
+        const last3 = await engine.history("r", { limit: 3 });
+        assert.deepEqual(last3.messages.map((m) => m.text), ["m7", "m8", "m9"]);
+        assert.equal(last3.truncated, true);
+        assert.equal((await engine.history("r", { limit: 10 })).truncated, false);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("answers `since` with exactly the messages after it, and truncated when it is not kept", async () => {
+      const engine = await factory.create({ historySize: 20 });
+      try {
+        const sent = [];
+        for (let i = 0; i < 10; i++) sent.push(await engine.publishMessage("r", draft(`m${i}`)));
+        const after = await engine.history("r", { since: sent[6]!.id, limit: 2 });
+        assert.deepEqual(after.messages.map((m) => m.text), ["m7", "m8", "m9"], "all after since, not only `limit`");
+        assert.equal(after.truncated, false);
+        const none = await engine.history("r", { since: sent[9]!.id, limit: 50 });
+        assert.deepEqual(none, { messages: [], truncated: false });
+        // An id this history never held (lost stream, or another chat's id) cannot be recovered from.
+        const unknown = await engine.history("r", { since: "1-0", limit: 50 });
+        assert.equal(unknown.truncated, true);
+        assert.equal(unknown.messages.length, 10);
+        // Push the first ones out of the kept history (at least historySize are kept).
+        for (let i = 10; i < 400; i++) await engine.publishMessage("r", draft(`m${i}`));
+        const trimmed = await engine.history("r", { since: sent[0]!.id, limit: 50 });
+        assert.equal(trimmed.truncated, true);
+        assert.ok(trimmed.messages.length >= 20);
+        assert.equal(trimmed.messages.at(-1)?.text, "m399");
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("delivers a room's messages and notices to its subscriber in order, and stops after unsubscribe", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const rec = recorder();
+        const other = recorder();
+        await engine.subscribe("r", rec.listener);
+        await engine.subscribe("elsewhere", other.listener);
+        await engine.publishNotice("r", { event: "join", data: { username: "ann", ts: 1 } });
+        const m1 = await engine.publishMessage("r", draft("hello"));
+        await engine.publishNotice("r", { event: "typing", data: { username: "ann", typing: true } }, "member-1");
+        const m2 = await engine.publishMessage("r", draft("again"));
+        await engine.publishNotice("r", { event: "broadcast_quit", data: { username: "ann", ts: 2 } });
+        const events = await rec.waitFor(5);
+        assert.deepEqual(
+          events.map((e) => e.event.event),
+          ["join", "broadcast_say", "typing", "broadcast_say", "broadcast_quit"],
+        );
+        assert.deepEqual(events[1]!.event.data, m1);
+        assert.deepEqual(events[3]!.event.data, m2);
+        assert.equal(events[2]!.except, "member-1");
+        assert.equal(events[1]!.except, undefined);
+        assert.equal(other.events.length, 0, "no event of room r in another room");
+
+        await engine.unsubscribe("r");
+        await engine.publishMessage("r", draft("unheard"));
+        // A message to the other room, published after, proves the unheard one had its chance.
+        await engine.publishMessage("elsewhere", draft("marker"));
+        await other.waitFor(1);
+        assert.equal(rec.events.length, 5);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("keeps presence per connection and lists each username once with its connection count", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        await engine.addPresence("p", "c1", "ann");
+        await engine.addPresence("p", "c2", "ann");
+        await engine.addPresence("p", "c3", "bob");
+        await engine.addPresence("q", "c4", "cid");
+        assert.deepEqual(await engine.presence("p"), [
+          { username: "ann", connections: 2 },
+          { username: "bob", connections: 1 },
+        ]);
+        const rooms = await engine.rooms();
+        assert.deepEqual(
+          rooms.map((r) => [r.room, r.users]).sort(),
+          [
+            ["p", 2],
+            ["q", 1],
+          ],
+        );
+        await engine.removePresence("p", "c1");
+        assert.deepEqual(await engine.presence("p"), [
+          { username: "ann", connections: 1 },
+          { username: "bob", connections: 1 },
+        ]);
+        await engine.removePresence("q", "c4");
+        assert.deepEqual(await engine.presence("q"), []);
+        assert.deepEqual((await engine.rooms()).map((r) => r.room), ["p"]);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("counts this process and its connections in stats", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        engine.setConnectionCount(7);
+        assert.deepEqual(await engine.stats(), { nodes: 1, connections: 7 });
+        assert.deepEqual(engine.health(), { ok: true });
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { compareIds } from "../../src/chat/ids.js";
+import { RedisEngine } from "../../src/engine/redis/redis-engine.js";
+import type { ChatMessage } from "../../src/protocol.js";
+import { Cleanup, eventually } from "../helpers/processes.js";
+import { startRedis, type TestRedis } from "../helpers/redis.js";
+import { engineContract, recorder } from "./contract.js";
+
+const cleanup = new Cleanup();
+let redis: TestRedis;
+before(async () => {
+  redis = await startRedis();
+  cleanup.add(() => redis.stop());
+});
+after(() => cleanup.run());
+
+const logger = pino({ level: "silent" });
+function engineOn(prefix: string, historySize = 1000, nodeTtlMs = 15_000) {
+  return new RedisEngine({ url: redis.url, prefix, historySize, nodeTtlMs, logger });
+}
+
+engineContract("redis", {
+  async create({ historySize }) {
+    const engine = engineOn(`t${randomUUID().slice(0, 8)}:`, historySize);
+    await engine.start();
+    return engine;
+  },
+});
+
+describe("Redis engine across processes", () => {
+  it("gives every subscriber one id order while two engines publish at once", async () => {
+    const prefix = `x${randomUUID().slice(0, 8)}:`;
+    const a = engineOn(prefix);
+    const b = engineOn(prefix);
+    await Promise.all([a.start(), b.start()]);
+    try {
+      const ra = recorder();
+      const rb = recorder();
+      await a.subscribe("r", ra.listener);
+      await b.subscribe("r", rb.listener);
+      const sends: Promise<ChatMessage>[] = [];
+      for (let i = 0; i < 200; i++) {
+        sends.push(a.publishMessage("r", { username: "a", text: `a${i}`, ts: 1 }));
+        sends.push(b.publishMessage("r", { username: "b", text: `b${i}`, ts: 1 }));
+      }
+      await Promise.all(sends);
+      const ids = (events: ReturnType<typeof recorder>["events"]) =>
+        events.map((e) => (e.event.data as ChatMessage).id);
+      const seenA = ids(await ra.waitFor(400));
+      const seenB = ids(await rb.waitFor(400));
+      assert.deepEqual(seenA, seenB, "both processes see the same order");
+      const sorted = [...seenA].sort(compareIds);
+      assert.deepEqual(seenA, sorted, "the order is the id order");
+      assert.equal(new Set(seenA).size, 400);
+      const history = await a.history("r", { limit: 400 });
+      assert.deepEqual(history.messages.map((m) => m.id), seenA, "history holds the same order");
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it("shares presence, rooms and stats between processes and removes a closed one's at once", async () => {
+    const prefix = `p${randomUUID().slice(0, 8)}:`;
+    const a = engineOn(prefix);
+    const b = engineOn(prefix);
+    await Promise.all([a.start(), b.start()]);
+    try {
+      a.setConnectionCount(2);
+      b.setConnectionCount(3);
+      await a.addPresence("r", "s1", "ann");
+      await b.addPresence("r", "s2", "ann");
+      await b.addPresence("r", "s3", "bob");
+      assert.deepEqual(await a.presence("r"), [
+        { username: "ann", connections: 2 },
+        { username: "bob", connections: 1 },
+      ]);
+      await eventually(async () => {
+        const stats = await b.stats();
+        return stats.connections === 5 ? stats : undefined;
+      }, 3000, "both nodes' connections in stats");
+      assert.deepEqual(await b.stats(), { nodes: 2, connections: 5 });
+      await b.close();
+      assert.deepEqual(await a.presence("r"), [{ username: "ann", connections: 1 }]);
+      assert.deepEqual(await a.rooms(), [{ room: "r", users: 1 }]);
+      assert.deepEqual(await a.stats(), { nodes: 1, connections: 2 });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it("drops the presence of a process whose heartbeat stopped, within its node TTL", async () => {
+    const prefix = `d${randomUUID().slice(0, 8)}:`;
+    const a = engineOn(prefix, 1000, 1000);
+    const admin = new Redis(redis.url);
+    await a.start();
+    try {
+      await a.addPresence("r", "s1", "ann");
+      // A process that died without a word: its node record is the only thing that ages.
+      await admin.hset(`${prefix}presence:r`, "ghost-node/s9", "zed");
+      await admin.zadd(`${prefix}nodes`, Date.now() + 500, "ghost-node");
+      const before = await a.presence("r");
+      assert.deepEqual(before.map((u) => u.username), ["ann", "zed"]);
+      const users = await eventually(async () => {
+        const now = await a.presence("r");
+        return now.length === 1 ? now : undefined;
+      }, 5000, "the dead node's entry to vanish");
+      assert.deepEqual(users, [{ username: "ann", connections: 1 }]);
+    } finally {
+      admin.disconnect();
+      await a.close();
+    }
+  });
+
+  it("replays the messages a subscriber missed while its connection was lost, exactly once and in order", async () => {
+    const prefix = `l${randomUUID().slice(0, 8)}:`;
+    const publisher = engineOn(prefix);
+    const subscriber = engineOn(prefix);
+    const admin = new Redis(redis.url);
+    await Promise.all([publisher.start(), subscriber.start()]);
+    try {
+      const rec = recorder();
+      await subscriber.subscribe("r", rec.listener);
+      await publisher.publishMessage("r", { username: "p", text: "before", ts: 1 });
+      await rec.waitFor(1);
+      const clients = (await admin.client("LIST")) as string;
+      const subId = /id=(\d+) .*name=roomcast-sub-(\S+)/
+        .exec(clients.split("\n").find((l) => l.includes(`roomcast-sub-${subscriber.nodeId}`)) ?? "")?.[1];
+      assert.ok(subId, "found the subscriber's connection");
+      await admin.client("KILL", "ID", subId);
+      // Published while the subscriber's connection is down (it reconnects after 100 ms at the soonest).
+      for (let i = 0; i < 20; i++) await publisher.publishMessage("r", { username: "p", text: `gap${i}`, ts: 1 });
+      await eventually(() => (subscriber.health().ok ? true : undefined), 5000, "the subscriber to reconnect");
+      for (let i = 0; i < 5; i++) await publisher.publishMessage("r", { username: "p", text: `after${i}`, ts: 1 });
+      const events = await rec.waitFor(26);
+      const texts = events.map((e) => (e.event.data as ChatMessage).text);
+      assert.deepEqual(texts, ["before", ...Array.from({ length: 20 }, (_, i) => `gap${i}`), ...Array.from({ length: 5 }, (_, i) => `after${i}`)]);
+    } finally {
+      admin.disconnect();
+      await Promise.all([publisher.close(), subscriber.close()]);
+    }
+  });
+});

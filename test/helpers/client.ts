@@ -1,0 +1,86 @@
+/** A real socket.io-client connection with an inbox of the `message` events it received. */
+import { io, type Socket, type ManagerOptions, type SocketOptions } from "socket.io-client";
+import type { Ack, ChatMessage, ServerMessage } from "../../src/protocol.js";
+import { withTimeout } from "./processes.js";
+
+export class TestClient {
+  readonly socket: Socket;
+  readonly inbox: ServerMessage[] = [];
+  private waiters: { match: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }[] = [];
+
+  constructor(url: string, room: string | undefined, options: Partial<ManagerOptions & SocketOptions> = {}) {
+    this.socket = io(url, {
+      query: room === undefined ? {} : { roomid: room },
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+      ...options,
+    });
+    this.socket.on("message", (m: ServerMessage) => {
+      this.inbox.push(m);
+      for (const w of [...this.waiters]) {
+        if (w.match(m)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    });
+  }
+
+  connected(timeoutMs = 10_000): Promise<void> {
+    if (this.socket.connected) return Promise.resolve();
+    return withTimeout(
+      new Promise<void>((resolve, reject) => {
+        this.socket.once("connect", () => resolve());
+        this.socket.once("connect_error", (err) => reject(err));
+      }),
+      timeoutMs,
+      "timed out connecting",
+    );
+  }
+
+  /** Emits with an acknowledgement and resolves with the server's answer. */
+  request(event: string, ...args: unknown[]): Promise<Ack> {
+    return this.socket.timeout(10_000).emitWithAck(event, ...args) as Promise<Ack>;
+  }
+
+  /** The first message (already received or still to come) that `match` accepts. */
+  waitFor<T extends ServerMessage>(match: (m: ServerMessage) => m is T, timeoutMs?: number, what?: string): Promise<T>;
+  waitFor(match: (m: ServerMessage) => boolean, timeoutMs?: number, what?: string): Promise<ServerMessage>;
+  waitFor(match: (m: ServerMessage) => boolean, timeoutMs = 10_000, what = "a message"): Promise<ServerMessage> {
+    const seen = this.inbox.find(match);
+    if (seen) return Promise.resolve(seen);
+    return withTimeout(
+      new Promise<ServerMessage>((resolve) => this.waiters.push({ match, resolve })),
+      timeoutMs,
+      () => `timed out waiting for ${what}; inbox: ${JSON.stringify(this.inbox).slice(0, 2000)}`,
+    );
+  }
+
+  /** The chat messages received (history and live), in order of arrival. */
+  said(): ChatMessage[] {
+    const out: ChatMessage[] = [];
+    for (const m of this.inbox) {
+      if (m.event === "history") out.push(...m.data.messages);
+      else if (m.event === "broadcast_say") out.push(m.data);
+    }
+    return out;
+  }
+
+  /** Waits until `count` chat messages have arrived. */
+  async waitForSaid(count: number, timeoutMs = 10_000): Promise<ChatMessage[]> {
+    if (this.said().length >= count) return this.said();
+    await this.waitFor(() => this.said().length >= count, timeoutMs, `${count} chat messages`);
+    return this.said();
+  }
+
+  /** Joins and waits for the history and presence that answer the join. */
+  async join(username: string, since?: string): Promise<Ack> {
+    const ack = await this.request("join", since === undefined ? { username } : { username, since });
+    return ack;
+  }
+
+  close(): void {
+    this.socket.disconnect();
+  }
+}

@@ -1,0 +1,44 @@
+/** A private redis-server on a free port of 127.0.0.1, for one test file. */
+import { freePort, startChild, type Child } from "./processes.js";
+
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  /** Kills the server (its data is gone: nothing is saved). */
+  stop(): Promise<void>;
+  /** Starts a new, empty server on the same port. */
+  start(): Promise<void>;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  let child: Child | undefined;
+  const start = async () => {
+    child = startChild("redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning", "--logfile", "",
+    ]);
+    // With --loglevel warning nothing is printed on start: wait until it answers instead.
+    const { createConnection } = await import("node:net");
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = createConnection({ port, host: "127.0.0.1" }, () => socket.write("PING\r\n"));
+        socket.once("data", (d) => { socket.destroy(); resolve(d.toString().startsWith("+PONG")); });
+        socket.once("error", () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${port}:\n${child.output()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    async stop() {
+      await child?.stop("SIGKILL");
+    },
+  };
+}
