@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# What the tests need besides npm packages: redis-server (real Redis, started by the tests on free
+# ports). On Debian or Ubuntu as root, installs what is missing; elsewhere, says what to install.
+set -euo pipefail
+
+declare -A package_of=([redis-server]=redis-server)
+missing=()
+for cmd in "${!package_of[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "roomcast tests need: ${missing[*]}. Install them (Debian/Ubuntu: apt-get install ${missing[*]}) and run again." >&2
+  exit 1
+fi

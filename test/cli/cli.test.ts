@@ -1,0 +1,82 @@
+/** The `roomcast` command line: help, and one clear line with exit code 1 for every mistake. */
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { after, describe, it } from "node:test";
+import { serveOptions } from "../../src/config.js";
+import { Cleanup, freePort } from "../helpers/processes.js";
+import { runCli, startServe } from "../helpers/roomcast.js";
+
+const cleanup = new Cleanup();
+after(() => cleanup.run());
+
+/** One line on stderr, exit 1, no stack trace. */
+function assertOneLineError(result: { code: number | string; output: string }, pattern: RegExp) {
+  assert.equal(result.code, 1, result.output);
+  const lines = result.output.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line, got:\n${result.output}`);
+  assert.match(lines[0]!, /^roomcast: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(result.output, /\n\s+at /);
+}
+
+describe("roomcast CLI", () => {
+  it("explains every serve option with its environment variable in --help", async () => {
+    const { code, output: raw } = await runCli(["serve", "--help"]);
+    assert.equal(code, 0);
+    const output = raw.replace(/\s+/g, " "); // --help wraps its lines
+    for (const spec of Object.values(serveOptions)) {
+      assert.ok(output.includes(spec.flag.split(" ")[0]!), `--help lists ${spec.flag}`);
+      assert.ok(output.includes(`env ${spec.env}`), `--help names ${spec.env}`);
+    }
+    const top = await runCli(["--help"]);
+    assert.equal(top.code, 0);
+    assert.match(top.output, /serve/);
+  });
+
+  it("answers bad options and values with one line and exit code 1", async () => {
+    assertOneLineError(await runCli(["serve", "--bogus"]), /unknown option '--bogus'/);
+    assertOneLineError(await runCli(["serve", "--port", "http"]), /--port must be a number/);
+    assertOneLineError(await runCli(["serve", "--port", "70000"]), /--port must be at most 65535/);
+    assertOneLineError(await runCli(["serve", "--redis", "localhost"]), /--redis must be a URL/);
+    assertOneLineError(await runCli(["serve"], { PORT: "-1" }), /--port must be at least 0/);
+    assertOneLineError(await runCli(["serve", "--log-level", "loud"]), /--log-level must be one of/);
+    assertOneLineError(await runCli(["frobnicate"]), /unknown command 'frobnicate'/);
+  });
+
+  it("says so and exits 1 when Redis cannot be reached at start", async () => {
+    const port = await freePort();
+    assertOneLineError(
+      await runCli(["serve", "--host", "127.0.0.1", "--port", "0", "--redis", `redis://127.0.0.1:${port}`]),
+      new RegExp(`cannot reach Redis at redis://127.0.0.1:${port}.*ECONNREFUSED`),
+    );
+    // also from the environment; the flag wins over the variable
+    assertOneLineError(await runCli(["serve", "--port", "0"], { REDIS_URL: `redis://127.0.0.1:${port}` }), /cannot reach Redis/);
+  });
+
+  it("says so and exits 1 when the port is in use", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    cleanup.add(() => blocker.close());
+    const port = (blocker.address() as { port: number }).port;
+    assertOneLineError(await runCli(["serve", "--host", "127.0.0.1", "--port", String(port)]), new RegExp(`port ${port} is already in use`));
+  });
+
+  it("reads options from the environment, and a flag wins over its variable", async () => {
+    const server = await startServe([], { PORT: "1", MAX_TEXT_LENGTH: "5" }); // --port 0 from startServe wins
+    cleanup.add(() => server.stop());
+    assert.notEqual(server.port, 1);
+    const { TestClient } = await import("../helpers/client.js");
+    const c = new TestClient(server.url, "env");
+    cleanup.add(() => c.close());
+    await c.join("ann");
+    const ack = await c.request("say", { text: "123456" });
+    assert.equal(!ack.ok && ack.error.code, "BAD_TEXT", "MAX_TEXT_LENGTH=5 applies");
+  });
+
+  it("stops gracefully on SIGTERM with exit code 0", async () => {
+    const server = await startServe();
+    await server.stop("SIGTERM");
+    assert.equal(await server.exited, 0);
+    assert.match(server.output(), /"msg":"stopped"/);
+  });
+});
