@@ -21,6 +21,11 @@ const int = (name: string, min: number, max: number) =>
     .min(min, { error: `${name} must be at least ${min}` })
     .max(max, { error: `${name} must be at most ${max}` });
 
+const yesNo = (name: string) =>
+  z
+    .enum(["yes", "no", "true", "false", "1", "0"], { error: `${name} must be yes or no` })
+    .transform((v) => v === "yes" || v === "true" || v === "1");
+
 const redisUrl = z
   .string()
   .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s), {
@@ -43,6 +48,18 @@ export const serveOptions = {
   historyOnJoin: { flag: "--history-on-join <messages>", env: "HISTORY_ON_JOIN", default: "50", description: "messages sent to a client that joins without `since`" },
   maxPayload: { flag: "--max-payload <bytes>", env: "MAX_PAYLOAD", default: "65536", description: "largest packet a client may send; a larger one closes its connection" },
   nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
+  trustProxy: {
+    flag: "--trust-proxy <yes|no>",
+    env: "TRUST_PROXY",
+    default: "no",
+    description: "take the client's address from the last X-Forwarded-For entry (only behind a proxy you run, such as nginx)",
+  },
+  maxConnectionsPerIp: {
+    flag: "--max-connections-per-ip <count>",
+    env: "MAX_CONNECTIONS_PER_IP",
+    default: "0",
+    description: "open connections one client address may have on this process (0: no limit; one office behind NAT is one address)",
+  },
   logLevel: { flag: "--log-level <level>", env: "LOG_LEVEL", default: "info", description: "fatal, error, warn, info, debug or silent" },
 } satisfies Record<string, OptionSpec>;
 
@@ -58,6 +75,8 @@ const serveSchema = z.object({
   historyOnJoin: int("--history-on-join", 0, 1_000_000),
   maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
+  trustProxy: yesNo("--trust-proxy"),
+  maxConnectionsPerIp: int("--max-connections-per-ip", 0, 1_000_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
     error: "--log-level must be one of fatal, error, warn, info, debug, trace, silent",
   }),
@@ -97,4 +116,60 @@ export function resolveOptions<S extends Specs, T extends z.ZodType>(
 
 export function resolveServeConfig(flags: Partial<Record<keyof typeof serveOptions, unknown>>, env = process.env): ServeConfig {
   return resolveOptions(serveOptions, serveSchema, flags, env);
+}
+
+// ---- cluster ---------------------------------------------------------------------------------
+
+const { port: _port, ...workerServeOptions } = serveOptions;
+
+export const clusterOptions = {
+  workers: { flag: "--workers <count>", env: "WORKERS", description: "worker processes (default: the number of CPU cores)" },
+  portBase: { flag: "--port-base <port>", env: "PORT_BASE", default: "6001", description: "worker i listens on port-base + i" },
+  ...workerServeOptions,
+  redis: {
+    flag: "--redis <url>",
+    env: "REDIS_URL",
+    description: "Redis URL (redis://host:port), required: the workers share rooms through it",
+  },
+} satisfies Record<string, OptionSpec>;
+
+const clusterSchema = serveSchema.omit({ port: true }).extend({
+  workers: int("--workers", 1, 1024).optional(),
+  portBase: int("--port-base", 1, 65535),
+  redis: redisUrl,
+});
+
+export type ClusterConfig = z.infer<typeof clusterSchema> & { workers: number };
+
+export function resolveClusterConfig(
+  flags: Partial<Record<keyof typeof clusterOptions, unknown>>,
+  defaultWorkers: number,
+  env = process.env,
+): ClusterConfig {
+  if (flags.redis === undefined && !env["REDIS_URL"]) {
+    throw new ConfigError("cluster needs Redis to share rooms between workers: pass --redis URL or set REDIS_URL");
+  }
+  const config = resolveOptions(clusterOptions, clusterSchema, flags, env);
+  const workers = config.workers ?? defaultWorkers;
+  if (config.portBase + workers - 1 > 65535) throw new ConfigError(`--port-base ${config.portBase} leaves no port for worker ${workers - 1}`);
+  return { ...config, workers };
+}
+
+/** How the primary hands a worker its configuration (an environment variable of the fork). */
+export const WORKER_CONFIG_VARIABLE = "ROOMCAST_WORKER_CONFIG";
+
+export function workerConfigFromEnv(env = process.env): { index: number; config: ServeConfig } {
+  const raw = env[WORKER_CONFIG_VARIABLE];
+  if (!raw) throw new ConfigError(`a worker is started by \`roomcast cluster\` (${WORKER_CONFIG_VARIABLE} is not set)`);
+  const { index, config } = JSON.parse(raw) as { index: number; config: unknown };
+  return { index, config: serveSchema.parse(serialisable(config)) };
+}
+
+/** The config as strings, as flags would give it (transforms such as yes/no run again on parse). */
+function serialisable(config: unknown): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
+    out[key] = typeof value === "boolean" ? (value ? "yes" : "no") : value;
+  }
+  return out;
 }

@@ -3,6 +3,8 @@
  * The `roomcast` command. One file per command in this folder; this one only assembles them.
  */
 import { Command } from "commander";
+import { clusterCommand } from "./cluster.js";
+import { nginxCommand } from "./nginx.js";
 import { serveCommand } from "./serve.js";
 
 const output = {
@@ -13,7 +15,7 @@ const output = {
 const program = new Command("roomcast")
   .description("Multi-room, multi-process chat on Node.js, Socket.IO and Redis.")
   .configureOutput(output);
-for (const command of [serveCommand()]) program.addCommand(command.configureOutput(output));
+for (const command of [serveCommand(), clusterCommand(), nginxCommand()]) program.addCommand(command.configureOutput(output));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`roomcast: ${err instanceof Error ? err.message : String(err)}\n`);

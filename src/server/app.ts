@@ -39,7 +39,12 @@ export function createEngine(config: ServeConfig, logger: Logger): Engine {
     : new MemoryEngine({ historySize: config.historySize });
 }
 
-export async function startServer(config: ServeConfig, logger: Logger): Promise<RunningServer> {
+export interface ServerHooks {
+  /** Told the number of open connections whenever it changes. */
+  onConnectionCount?: (count: number) => void;
+}
+
+export async function startServer(config: ServeConfig, logger: Logger, hooks: ServerHooks = {}): Promise<RunningServer> {
   const engine = createEngine(config, logger);
   try {
     await engine.start();
@@ -54,7 +59,7 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
     serveClient: true,
   });
   const chat = new Chat(engine, socketSink(io, metrics), { historyOnJoin: config.historyOnJoin });
-  const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger });
+  const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
   httpServer.on("request", createHttpHandler({ engine, chat, config, metrics, logger }));
 
   metrics.redisUp.set(engine.health().ok ? 1 : 0);

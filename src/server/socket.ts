@@ -61,16 +61,36 @@ export interface SocketDeps {
   config: ServeConfig;
   metrics: Metrics;
   logger: Logger;
+  /** Told the number of open connections whenever it changes (a cluster worker reports it). */
+  onConnectionCount?: ((count: number) => void) | undefined;
+}
+
+/**
+ * The client's address. Behind a proxy (nginx) the TCP peer is the proxy; with `trustProxy`, the
+ * address the proxy appended last to X-Forwarded-For is the client's (entries before it were sent
+ * by the client and prove nothing). Without `trustProxy` the header is ignored, so it cannot be
+ * used to dodge per-address limits.
+ */
+export function clientAddress(socket: Socket, trustProxy: boolean): string {
+  if (trustProxy) {
+    const header = socket.handshake.headers["x-forwarded-for"];
+    const list = (Array.isArray(header) ? header.join(",") : (header ?? "")).split(",");
+    const last = list[list.length - 1]?.trim();
+    if (last) return last;
+  }
+  return socket.handshake.address;
 }
 
 /**
  * Wires the protocol; returns a function that resolves once every leave started by a disconnect
  * has finished (for a graceful stop: quits published, presence removed).
  */
-export function wireSockets({ io, chat, engine, config, metrics, logger }: SocketDeps): () => Promise<void> {
+export function wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount }: SocketDeps): () => Promise<void> {
   const text = textSchema(config.maxTextLength);
   const leaving = new Set<Promise<void>>();
   const namespace = io.of("/");
+  /** Open connections per client address, for --max-connections-per-ip. */
+  const perAddress = new Map<string, number>();
 
   // The room comes from the handshake, as in the article's client: ?roomid=ROOM
   io.use((socket, next) => {
@@ -82,14 +102,26 @@ export function wireSockets({ io, chat, engine, config, metrics, logger }: Socke
       return next(err);
     }
     socket.data.room = parsed.data;
+    const address = clientAddress(socket, config.trustProxy);
+    const open = perAddress.get(address) ?? 0;
+    if (config.maxConnectionsPerIp > 0 && open >= config.maxConnectionsPerIp) {
+      metrics.refusals.inc({ code: "RATE_LIMITED" });
+      const err = new Error("too many connections from your address") as Error & { data: WireError };
+      err.data = { code: "RATE_LIMITED", message: err.message };
+      return next(err);
+    }
+    socket.data.address = address;
     next();
   });
 
   io.on("connection", (socket) => {
     const room = socket.data.room as string;
+    const address = socket.data.address as string;
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     const countConnections = () => {
       metrics.connections.set(namespace.sockets.size);
       engine.setConnectionCount(namespace.sockets.size);
+      onConnectionCount?.(namespace.sockets.size);
     };
     countConnections();
     const sayBucket = new TokenBucket(config.rateLimit, config.rateBurst);
@@ -140,6 +172,9 @@ export function wireSockets({ io, chat, engine, config, metrics, logger }: Socke
 
     socket.on("disconnect", () => {
       countConnections();
+      const open = (perAddress.get(address) ?? 1) - 1;
+      if (open > 0) perAddress.set(address, open);
+      else perAddress.delete(address);
       if (!joining) return;
       const done = joined()
         .then((m) => chat.leave(m))
