@@ -23,7 +23,7 @@ const WORKER_SCRIPT = fileURLToPath(new URL("./worker.js", import.meta.url));
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
 /** The primary logs the connection count at most this often. */
-const COUNT_LOG_INTERVAL_MS = 5_000;
+const COUNT_LOG_INTERVAL_MS = 2_000;
 /** The whole cluster stops within this, gracefully or not. */
 const STOP_DEADLINE_MS = 10_000;
 
@@ -91,7 +91,7 @@ export class ClusterPrimary {
         if (!isWorkerReport(message)) return;
         if (message.type === "listening") {
           listening = true;
-          this.logger.info({ worker: slot.index, pid: worker.process.pid, port: message.port }, "worker listening");
+          this.logger.info({ worker: slot.index, workerPid: worker.process.pid, port: message.port }, "worker listening");
           resolve(worker);
         } else if (message.type === "connections") {
           this.connections.set(worker.id, message.count);

@@ -2,7 +2,7 @@
  * One serving roomcast process: HTTP + Socket.IO on one port, the chat, and its engine (memory, or
  * Redis to be one node of a larger chat). Used by `roomcast serve` and by each cluster worker.
  */
-import { createServer } from "node:http";
+import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
@@ -52,7 +52,11 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     throw new StartError(err instanceof Error ? err.message : String(err));
   }
   const metrics = createMetrics();
-  const httpServer = createServer();
+  // The page and API handler must be the server's request listener before Socket.IO attaches:
+  // Socket.IO then answers /socket.io itself and passes every other request on to it. (A listener
+  // added after would answer Socket.IO's long-polling requests a second time.)
+  let handleHttp: RequestListener = (_req, res) => res.writeHead(503).end();
+  const httpServer = createServer((req, res) => handleHttp(req, res));
   const io = new Server(httpServer, {
     // A packet larger than this closes that one connection (Socket.IO's default is 1 MB).
     maxHttpBufferSize: config.maxPayload,
@@ -60,7 +64,7 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
   });
   const chat = new Chat(engine, socketSink(io, metrics), { historyOnJoin: config.historyOnJoin });
   const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
-  httpServer.on("request", createHttpHandler({ engine, chat, config, metrics, logger }));
+  handleHttp = createHttpHandler({ engine, chat, config, metrics, logger });
 
   metrics.redisUp.set(engine.health().ok ? 1 : 0);
   engine.onHealthChange((health) => metrics.redisUp.set(health.ok ? 1 : 0));

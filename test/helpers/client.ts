@@ -44,6 +44,48 @@ export class TestClient {
     return this.socket.timeout(10_000).emitWithAck(event, ...args) as Promise<Ack>;
   }
 
+  /** Reconnects counted by autoRejoin. */
+  rejoins = 0;
+  /** True between a reconnect and the answer to its re-join. */
+  private rejoining = false;
+
+  /**
+   * Behaves like the web client: after every reconnect, joins again with `since` = the id of the
+   * last message received, so nothing is missed and nothing is shown twice.
+   */
+  autoRejoin(username: string): void {
+    let first = true;
+    this.socket.on("connect", () => {
+      if (first) {
+        first = false;
+        return;
+      }
+      this.rejoins++;
+      this.rejoining = true;
+      const since = this.said().at(-1)?.id;
+      this.socket.emit("join", since === undefined ? { username } : { username, since }, () => {
+        this.rejoining = false;
+      });
+    });
+  }
+
+  /** Sends until the server accepts (retrying across reconnects); resolves with the message id. */
+  async sayReliably(text: string, deadlineMs = 20_000): Promise<string> {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      if (this.socket.connected && !this.rejoining) {
+        try {
+          const ack = (await this.socket.timeout(2000).emitWithAck("say", { text })) as Ack;
+          if (ack.ok) return ack.id!;
+        } catch {
+          // no answer: the connection went away; try again once it is back
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`could not send ${text}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** The first message (already received or still to come) that `match` accepts. */
   waitFor<T extends ServerMessage>(match: (m: ServerMessage) => m is T, timeoutMs?: number, what?: string): Promise<T>;
   waitFor(match: (m: ServerMessage) => boolean, timeoutMs?: number, what?: string): Promise<ServerMessage>;

@@ -1,6 +1,6 @@
 /** Real `roomcast` processes (the built CLI), listening on a free port of 127.0.0.1. */
 import { fileURLToPath } from "node:url";
-import { startChild, type Child } from "./processes.js";
+import { freePort, startChild, type Child } from "./processes.js";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -27,4 +27,56 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
   const res = await fetch(url);
   return { status: res.status, body: (await res.json()) as T };
+}
+
+export interface Cluster extends Child {
+  readonly portBase: number;
+  readonly workers: number;
+  url(worker: number): string;
+  /** The pid of the worker now listening on port-base + index, from the primary's log. */
+  workerPid(index: number): number;
+}
+
+/** Two consecutive (or `count`) ports free right now. */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count > 65535) continue;
+    let ok = true;
+    for (let i = 1; i < count && ok; i++) ok = await isFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error("no free port range");
+}
+
+async function isFree(port: number): Promise<boolean> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Runs `roomcast cluster`; resolves once every worker listens. */
+export async function startCluster(redisUrl: string, workers: number, flags: string[] = []): Promise<Cluster> {
+  const portBase = await freePortRange(workers);
+  const child = startChild(process.execPath, [
+    CLI, "cluster", "--redis", redisUrl, "--workers", String(workers), "--port-base", String(portBase), "--host", "127.0.0.1", ...flags,
+  ]);
+  await child.waitForLine((l) => l.includes('"msg":"cluster ready"'), 20_000, "the cluster to be ready");
+  return Object.assign(child, {
+    portBase,
+    workers,
+    url: (worker: number) => `http://127.0.0.1:${portBase + worker}`,
+    workerPid(index: number) {
+      const lines = child
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"msg":"worker listening"') && l.includes(`"worker":${index},`));
+      const last = lines.at(-1);
+      if (!last) throw new Error(`worker ${index} never listened`);
+      return (JSON.parse(last) as { workerPid: number }).workerPid;
+    },
+  });
 }

@@ -82,6 +82,22 @@ for (const mode of ["memory", "redis"] as const) {
       assert.deepEqual(echo.data, said.data);
     });
 
+    it("serves a long-polling client (no WebSocket) as well as a WebSocket one", async () => {
+      const room = freshRoom();
+      const ws = await joined(room, "ws");
+      const polling = client(room, { transports: ["polling"] });
+      assert.deepEqual(await polling.join("polling"), { ok: true });
+      assert.equal(polling.socket.io.engine.transport.name, "polling");
+      await polling.request("say", { text: "over polling" });
+      await ws.request("say", { text: "over websocket" });
+      for (const c of [ws, polling]) {
+        const said = await c.waitForSaid(2);
+        assert.deepEqual(said.map((m) => m.text), ["over polling", "over websocket"]);
+      }
+      const page = await fetch(`${server.url}/healthz`);
+      assert.equal(page.status, 200, "and the process still serves HTTP");
+    });
+
     it("answers join with history and presence to the joiner only, and announces it to everyone", async () => {
       const room = freshRoom();
       const ann = await joined(room, "ann");

@@ -1,0 +1,189 @@
+/**
+ * `roomcast cluster` behind nginx started from `roomcast nginx` output: the article's layout, with
+ * failover that loses nothing.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { compareIds } from "../../src/chat/ids.js";
+import { TestClient } from "../helpers/client.js";
+import { startNginx, type TestNginx } from "../helpers/nginx.js";
+import { Cleanup, eventually } from "../helpers/processes.js";
+import { startRedis, type TestRedis } from "../helpers/redis.js";
+import { getJson, startCluster, type Cluster } from "../helpers/roomcast.js";
+
+describe("cluster behind nginx", () => {
+  const cleanup = new Cleanup();
+  let redis: TestRedis;
+  let cluster: Cluster;
+  let nginx: TestNginx;
+  const clients: TestClient[] = [];
+  const track = (c: TestClient) => {
+    clients.push(c);
+    return c;
+  };
+  const closeAll = () => {
+    for (const c of clients.splice(0)) c.close();
+  };
+  const connectionsOf = async (worker: number) => {
+    const text = await (await fetch(`${cluster.url(worker)}/metrics`)).text();
+    return Number(/^roomcast_connections (\d+)/m.exec(text)?.[1] ?? NaN);
+  };
+
+  before(async () => {
+    redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    cluster = await startCluster(redis.url, 2, ["--rate-limit", "200", "--rate-burst", "200", "--trust-proxy", "yes"]);
+    cleanup.add(() => cluster.stop("SIGKILL"));
+    nginx = await startNginx([`127.0.0.1:${cluster.portBase}-${cluster.portBase + 1}`]);
+    cleanup.add(() => nginx.stop());
+    cleanup.add(closeAll);
+  });
+  after(() => cleanup.run());
+
+  it("shares rooms between workers, and the primary counts every connection", async () => {
+    const a = track(new TestClient(cluster.url(0), "shared"));
+    const b = track(new TestClient(cluster.url(1), "shared"));
+    const c = track(new TestClient(cluster.url(1), "shared"));
+    for (const [client, name] of [[a, "a"], [b, "b"], [c, "c"]] as const) assert.deepEqual(await client.join(name), { ok: true });
+    await a.request("say", { text: "to both workers" });
+    for (const client of [a, b, c]) await client.waitForSaid(1);
+    await cluster.waitForLine((l) => l.includes('"msg":"connections"') && l.includes('"connections":3'), 10_000, "the primary to count 3");
+    closeAll();
+    await cluster.waitForLine((l) => l.includes('"msg":"connections"') && l.includes('"connections":0'), 10_000, "the primary to count 0");
+  });
+
+  it("restarts a SIGKILLed worker on its port within seconds", async () => {
+    const pid = cluster.workerPid(0);
+    const killedAt = Date.now();
+    process.kill(pid, "SIGKILL");
+    await cluster.waitForLine((l) => l.includes('"msg":"worker listening"') && l.includes('"worker":0,') && !l.includes(`"workerPid":${pid},`), 10_000, "worker 0 to be back");
+    const back = track(new TestClient(cluster.url(0), "after-restart"));
+    assert.deepEqual(await back.join("back"), { ok: true });
+    const seconds = (Date.now() - killedAt) / 1000;
+    assert.ok(seconds < 5, `back after ${seconds} s`);
+    closeAll();
+  });
+
+  it("serves WebSocket, polling-only and direct clients in one room through nginx", async () => {
+    const page = await fetch(`${nginx.url}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>roomcast<\/title>/);
+    const ws = track(new TestClient(nginx.url, "mixed", { transports: ["websocket"] }));
+    const polling = track(new TestClient(nginx.url, "mixed", { transports: ["polling"] }));
+    const direct = track(new TestClient(cluster.url(1), "mixed"));
+    for (const [client, name] of [[ws, "ws"], [polling, "polling"], [direct, "direct"]] as const) {
+      assert.deepEqual(await client.join(name), { ok: true });
+    }
+    assert.equal(polling.socket.io.engine.transport.name, "polling");
+    await ws.request("say", { text: "from ws" });
+    await polling.request("say", { text: "from polling" });
+    await direct.request("say", { text: "from direct" });
+    for (const client of [ws, polling, direct]) {
+      const said = await client.waitForSaid(3);
+      assert.deepEqual(said.map((m) => m.text).sort(), ["from direct", "from polling", "from ws"]);
+    }
+    closeAll();
+  });
+
+  it("fails over a killed worker's clients through nginx: every message exactly once, in order", async (t) => {
+    const room = "failover";
+    // Source addresses in different /24s of the loopback range, so that the hash spreads them.
+    const receivers = Array.from({ length: 16 }, (_, i) =>
+      track(new TestClient(nginx.url, room, { localAddress: `127.0.${i + 1}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object)),
+    );
+    await Promise.all(receivers.map((r, i) => r.join(`r${i}`)));
+    receivers.forEach((r, i) => r.autoRejoin(`r${i}`));
+    const perWorker = [await connectionsOf(0), await connectionsOf(1)];
+    assert.ok(perWorker[0]! > 0 && perWorker[1]! > 0, `the hash spread the clients over both workers: ${perWorker}`);
+
+    const sender = track(new TestClient(cluster.url(1), room));
+    await sender.join("sender");
+    const total = 100;
+    let killedAt = 0;
+    const onWorker0 = new Set<TestClient>();
+    for (const r of receivers) r.socket.once("disconnect", () => onWorker0.add(r));
+    for (let i = 0; i < total; i++) {
+      if (i === 30) {
+        killedAt = Date.now();
+        process.kill(cluster.workerPid(0), "SIGKILL");
+      }
+      await sender.sayReliably(`n${i}`);
+      await new Promise((r) => setTimeout(r, 20)); // a steady 40–50 messages a second
+    }
+    await Promise.all(receivers.map((r) => r.waitForSaid(total, 20_000)));
+    const recoveredAt = Date.now();
+    assert.equal(onWorker0.size, perWorker[0], "the killed worker's receivers lost their connection");
+    const expected = Array.from({ length: total }, (_, i) => `n${i}`);
+    for (const r of receivers) {
+      const said = r.said();
+      assert.deepEqual(said.map((m) => m.text), expected, "every message exactly once, in order");
+      assert.deepEqual(said.map((m) => m.id), [...said.map((m) => m.id)].sort(compareIds));
+    }
+    for (const r of onWorker0) assert.ok(r.rejoins >= 1, "re-joined after the kill");
+    t.diagnostic(`failover: ${onWorker0.size} of 16 receivers moved; kill → last recovered message ${recoveredAt - killedAt} ms`);
+    closeAll();
+  });
+
+  it("keeps messages flowing with no gap and no duplicate through a rolling restart (SIGHUP)", async (t) => {
+    await cluster.waitForLine((l) => l.includes('"msg":"worker listening"') && l.includes('"worker":0,') && !l.includes(`"port":0`), 10_000, "worker 0");
+    const room = "rolling";
+    const receivers = Array.from({ length: 8 }, (_, i) =>
+      track(new TestClient(nginx.url, room, { localAddress: `127.0.${i + 20}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object)),
+    );
+    await Promise.all(receivers.map((r, i) => r.join(`r${i}`)));
+    receivers.forEach((r, i) => r.autoRejoin(`r${i}`));
+    const sender = track(new TestClient(nginx.url, room, { localAddress: "127.0.99.1", reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object));
+    await sender.join("sender");
+    sender.autoRejoin("sender");
+
+    const logLines = cluster.output().split("\n").length;
+    let sent = 0;
+    let longestPause = 0;
+    let last = Date.now();
+    const send = async () => {
+      await sender.sayReliably(`k${sent++}`);
+      longestPause = Math.max(longestPause, Date.now() - last);
+      last = Date.now();
+      await new Promise((r) => setTimeout(r, 25));
+    };
+    for (let i = 0; i < 20; i++) await send();
+    cluster.process.kill("SIGHUP");
+    let done = false;
+    void cluster
+      .waitForLine((l) => l.includes('"msg":"rolling restart done"') && cluster.output().split("\n").indexOf(l) >= logLines - 1, 30_000, "the rolling restart")
+      .then(() => (done = true));
+    while (!done) await send();
+    for (let i = 0; i < 20; i++) await send();
+
+    const history = await getJson<{ messages: { id: string; text: string }[] }>(`${nginx.url}/api/rooms/${room}/history?limit=1000`);
+    const ids = history.body.messages.map((m) => m.id);
+    for (const r of receivers) {
+      const said = await r.waitForSaid(ids.length, 20_000);
+      assert.deepEqual(said.map((m) => m.id), ids, "the room's messages, each once, in order");
+    }
+    const texts = new Set(history.body.messages.map((m) => m.text));
+    for (let i = 0; i < sent; i++) assert.ok(texts.has(`k${i}`), `k${i} arrived`);
+    assert.ok(longestPause < 3000, `messages kept flowing (longest pause ${longestPause} ms)`);
+    t.diagnostic(`rolling restart: ${sent} messages, longest pause between accepted messages ${longestPause} ms, receivers rejoined ${receivers.reduce((n, r) => n + r.rejoins, 0)} times`);
+    closeAll();
+  });
+
+  it("stops gracefully on SIGTERM within 10 s and removes its presence at once", async () => {
+    const a = track(new TestClient(cluster.url(0), "last"));
+    const b = track(new TestClient(cluster.url(1), "last"));
+    await a.join("a");
+    await b.join("b");
+    const started = Date.now();
+    await cluster.stop("SIGTERM", 12_000);
+    assert.equal(await cluster.exited, 0);
+    assert.ok(Date.now() - started < 10_000);
+    const admin = new Redis(redis.url);
+    try {
+      assert.equal(await admin.exists("roomcast:presence:last"), 0, "presence removed");
+      assert.equal(await admin.zcard("roomcast:nodes"), 0, "nodes removed");
+    } finally {
+      admin.disconnect();
+    }
+  });
+});
