@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { ConfigError, resolveOptions, type OptionSpec } from "../config.js";
@@ -52,6 +53,13 @@ export function nginxCommand(): Command {
           }
         });
         const options = resolveOptions(nginxOptions, nginxSchema, flags);
+        // nginx creates its temp folders but not the folder of its pid file: make it, so that
+        // `nginx -c` works as printed.
+        try {
+          mkdirSync(options.runtimeDir, { recursive: true });
+        } catch (err) {
+          throw new ConfigError(`cannot create --runtime-dir ${options.runtimeDir}: ${(err as Error).message}`);
+        }
         process.stdout.write(renderNginxConfig({ servers, ...options }));
       } catch (err) {
         if (err instanceof ConfigError) fail(err.message);

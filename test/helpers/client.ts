@@ -44,8 +44,9 @@ export class TestClient {
     return this.socket.timeout(10_000).emitWithAck(event, ...args) as Promise<Ack>;
   }
 
-  /** Reconnects counted by autoRejoin. */
+  /** Reconnects counted by autoRejoin, and when the last re-join was answered. */
   rejoins = 0;
+  rejoinedAt = 0;
   /** True between a reconnect and the answer to its re-join. */
   private rejoining = false;
 
@@ -54,7 +55,8 @@ export class TestClient {
    * last message received, so nothing is missed and nothing is shown twice.
    */
   autoRejoin(username: string): void {
-    let first = true;
+    // the first "connect" is the join the test makes itself, unless it has happened already
+    let first = !this.socket.connected;
     this.socket.on("connect", () => {
       if (first) {
         first = false;
@@ -65,6 +67,7 @@ export class TestClient {
       const since = this.said().at(-1)?.id;
       this.socket.emit("join", since === undefined ? { username } : { username, since }, () => {
         this.rejoining = false;
+        this.rejoinedAt = Date.now();
       });
     });
   }

@@ -29,8 +29,13 @@ export interface Child {
   output(): string;
   /** Resolves with the exit code (or the signal) once the process has exited. */
   readonly exited: Promise<number | string>;
-  /** Resolves with the first output line that `match` accepts. */
-  waitForLine(match: (line: string) => boolean, timeoutMs?: number, what?: string): Promise<string>;
+  /**
+   * Resolves with the first output line that `match` accepts, among the lines printed after
+   * `fromOffset` characters of output (see `outputLength`).
+   */
+  waitForLine(match: (line: string) => boolean, timeoutMs?: number, what?: string, fromOffset?: number): Promise<string>;
+  /** How much has been printed so far: an offset for `waitForLine`. */
+  outputLength(): number;
   /** Stops the process (SIGKILL after `graceMs`) and waits until it is gone. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
@@ -68,8 +73,9 @@ export function startChild(command: string, args: string[], env: NodeJS.ProcessE
     process: child,
     output: () => output,
     exited,
-    waitForLine(match, timeoutMs = 15_000, what = "an output line") {
-      const seen = output.split("\n").find(match);
+    outputLength: () => output.length,
+    waitForLine(match, timeoutMs = 15_000, what = "an output line", fromOffset = 0) {
+      const seen = output.slice(fromOffset).split("\n").find(match);
       if (seen !== undefined) return Promise.resolve(seen);
       return withTimeout(
         new Promise<string>((resolve, reject) => {
