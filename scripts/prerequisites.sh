@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What the tests need besides npm packages: redis-server and nginx (started by the tests on free
-# ports). On Debian or Ubuntu as root, installs what is missing; elsewhere, says what to install.
+# ports) and chromium (driven by playwright-core at /usr/bin/chromium). On Debian or Ubuntu as root, installs what is missing; elsewhere, says what to install.
 set -euo pipefail
 
-declare -A package_of=([redis-server]=redis-server [nginx]=nginx)
+declare -A package_of=([redis-server]=redis-server [nginx]=nginx [chromium]=chromium)
 missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")

@@ -1,9 +1,9 @@
 /**
  * The wire protocol of SPEC.md: the events a client sends, the `message` events it receives, the
- * payload schemas (zod) and the error codes. Server and web client share this file, so there is
- * one source of truth for what crosses the wire.
+ * identifiers' rules and the error codes. Server and web client share this file, so there is one
+ * source of truth for what crosses the wire; the zod schemas built on it are protocol-schemas.ts
+ * (kept apart so that the web bundle does not carry zod).
  */
-import { z } from "zod";
 
 export const ERROR_CODES = [
   "BAD_ROOM",
@@ -30,11 +30,9 @@ export type Ack = { ok: true; id?: string } | { ok: false; error: WireError };
 
 /** 1–64 characters of `A–Z a–z 0–9 _ - . :`. */
 export const ROOM_ID = /^[A-Za-z0-9_\-.:]{1,64}$/;
-export const roomIdSchema = z.string().regex(ROOM_ID);
 
 /** `"<integer>-<integer>"`, the form of a Redis stream id. */
 export const MESSAGE_ID = /^\d{1,20}-\d{1,20}$/;
-export const messageIdSchema = z.string().regex(MESSAGE_ID);
 
 export const USERNAME_MAX = 32;
 
@@ -44,9 +42,9 @@ export const USERNAME_MAX = 32;
  * order other than the one it was written in.
  */
 // eslint-disable-next-line no-control-regex
-const CONTROL_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+export const CONTROL_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 // eslint-disable-next-line no-control-regex
-const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+export const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 /** Length in code points, so that one emoji or one CJK character counts as one character. */
 export function charLength(text: string): number {
@@ -63,34 +61,7 @@ export function charLength(text: string): number {
   return n;
 }
 
-/** A username: trimmed, 1–32 characters, no control characters. */
-export const usernameSchema = z
-  .string()
-  .transform((s) => s.trim())
-  .refine((s) => s.length > 0 && charLength(s) <= USERNAME_MAX, {
-    message: `a username is 1 to ${USERNAME_MAX} characters`,
-  })
-  .refine((s) => !CONTROL_IN_NAME.test(s), { message: "a username may not hold control characters" });
-
-/** A message text: 1–`max` characters, not only white space; kept as sent (not trimmed). */
-export function textSchema(max: number) {
-  return z
-    .string()
-    .refine((s) => s.trim().length > 0, { message: "a message may not be empty or only white space" })
-    .refine((s) => charLength(s) <= max, { message: `a message is at most ${max} characters` })
-    .refine((s) => !CONTROL_IN_TEXT.test(s), { message: "a message may not hold control characters" });
-}
-
 // ---- client → server payloads ----------------------------------------------------------------
-// Each payload is first checked to be a plain object (else BAD_PAYLOAD); then each field is
-// checked on its own, so that the refusal names the field's own code (BAD_USERNAME, BAD_TEXT).
-
-export const payloadSchema = z.custom<Record<string, unknown>>(
-  (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-  { message: "the payload must be an object" },
-);
-export const joinSinceSchema = messageIdSchema.optional();
-export const typingFlagSchema = z.boolean();
 
 export interface JoinRequest {
   username: string;

@@ -2,6 +2,7 @@
  * The HTTP side of a roomcast process: the web client, health, metrics and the JSON API of
  * SPEC.md. Socket.IO answers its own path (/socket.io) before this handler sees a request.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
@@ -12,14 +13,41 @@ import { EngineUnavailableError, type Engine } from "../engine/engine.js";
 import { ROOM_ID } from "../protocol.js";
 import type { Metrics } from "./metrics.js";
 
-/** Where the browser client's files are: `web/` at the package root. */
-const WEB_DIR = fileURLToPath(new URL("../../../web/", import.meta.url));
+/** The built web client (`npm run build` bundles web/ into dist/web/). */
+const WEB_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
 
-const STATIC_FILES: Record<string, { file: string; type: string }> = {
-  "/": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
-  "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
-};
+interface Asset {
+  body: Buffer;
+  type: string;
+  cache: string;
+}
+
+/**
+ * The page and its assets, read once at start. Assets are also served under a name with their
+ * content hash, cached for a year (`immutable`); the page names those, and is itself revalidated
+ * on every load, so a new version reaches browsers at once and an unchanged one costs nothing.
+ */
+function loadAssets(maxTextLength: number): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  let page = readFileSync(WEB_DIR + "index.html", "utf8").replace(
+    /data-max-text-length="\d+"/,
+    `data-max-text-length="${maxTextLength}"`,
+  );
+  for (const [file, type] of [
+    ["app.js", "text/javascript; charset=utf-8"],
+    ["style.css", "text/css; charset=utf-8"],
+  ] as const) {
+    const body = readFileSync(WEB_DIR + file);
+    const hash = createHash("sha256").update(body).digest("hex").slice(0, 12);
+    const [name, ext] = file.split(".") as [string, string];
+    const hashed = `/assets/${name}.${hash}.${ext}`;
+    assets.set(`/${file}`, { body, type, cache: "no-cache" });
+    assets.set(hashed, { body, type, cache: "public, max-age=31536000, immutable" });
+    page = page.replace(`"/${file}"`, `"${hashed}"`);
+  }
+  assets.set("/", { body: Buffer.from(page), type: "text/html; charset=utf-8", cache: "no-cache" });
+  return assets;
+}
 
 /** No inline script, no foreign origin: user text that slipped into markup still could not run. */
 const CSP =
@@ -35,10 +63,7 @@ export interface HttpDeps {
 }
 
 export function createHttpHandler({ engine, chat, config, metrics, logger }: HttpDeps) {
-  const files = new Map<string, { body: Buffer; type: string }>();
-  for (const [path, { file, type }] of Object.entries(STATIC_FILES)) {
-    files.set(path, { body: readFileSync(WEB_DIR + file), type });
-  }
+  const files = loadAssets(config.maxTextLength);
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
@@ -59,7 +84,7 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
     if (file) {
       res.writeHead(200, {
         "content-type": file.type,
-        "cache-control": "no-cache",
+        "cache-control": file.cache,
         "content-security-policy": CSP,
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
@@ -85,10 +110,11 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
 
     if (path === "/api/stats") return json(res, 200, await engine.stats());
 
-    const history = /^\/api\/rooms\/([^/]+)\/history$/.exec(path);
-    if (history) {
-      const room = decodeURIComponent(history[1] ?? "");
+    const roomPath = /^\/api\/rooms\/([^/]+)\/(history|presence)$/.exec(path);
+    if (roomPath) {
+      const room = decodeURIComponent(roomPath[1] ?? "");
       if (!ROOM_ID.test(room)) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :");
+      if (roomPath[2] === "presence") return json(res, 200, { users: await engine.presence(room) });
       const rawLimit = url.searchParams.get("limit");
       const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
       if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {

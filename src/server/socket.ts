@@ -13,10 +13,12 @@ import {
   joinSinceSchema,
   payloadSchema,
   roomIdSchema,
-  SERVER_EVENT,
   textSchema,
   typingFlagSchema,
   usernameSchema,
+} from "../protocol-schemas.js";
+import {
+  SERVER_EVENT,
   type Ack,
   type ErrorCode,
   type RoomEvent,

@@ -1,0 +1,138 @@
+/**
+ * The browser's side of the protocol, without any DOM: connects to a room, joins, and after every
+ * reconnect joins again with `since` = the newest message id it has, so nothing is missed and
+ * nothing is shown twice (messages are also de-duplicated by id).
+ */
+import { io, type Socket } from "socket.io-client";
+import type { Ack, ChatMessage, ErrorCode, PresenceUser, ServerMessage } from "../../src/protocol.js";
+import { compareIds } from "../../src/chat/ids.js";
+
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline";
+
+export interface ChatClientHandlers {
+  state(state: ConnectionState): void;
+  /** New messages, in order, each once. */
+  messages(messages: ChatMessage[]): void;
+  notice(kind: "join" | "quit", username: string, ts: number): void;
+  presence(users: PresenceUser[]): void;
+  typing(username: string, typing: boolean): void;
+  /** The server could not give every missed message (the history did not reach back far enough). */
+  gap(): void;
+  error(code: ErrorCode, message: string): void;
+}
+
+export class ChatClient {
+  private readonly socket: Socket;
+  private lastId: string | undefined;
+  private joined = false;
+  private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly room: string,
+    readonly username: string,
+    private readonly on: ChatClientHandlers,
+  ) {
+    on.state("connecting");
+    this.socket = io({ query: { roomid: room } });
+    this.socket.on("connect", () => this.join());
+    this.socket.on("disconnect", (reason) => {
+      this.joined = false;
+      if (reason === "io client disconnect") return;
+      on.state("reconnecting");
+      // The server closed this connection on purpose: come back anyway (another worker answers).
+      if (reason === "io server disconnect") this.socket.connect();
+    });
+    this.socket.on("connect_error", (err: Error & { data?: { code?: ErrorCode; message?: string } }) => {
+      if (err.data?.code) {
+        on.state("offline");
+        on.error(err.data.code, err.data.message ?? err.message);
+        this.socket.disconnect();
+        return;
+      }
+      on.state(navigator.onLine ? "reconnecting" : "offline");
+    });
+    this.socket.on("message", (m: ServerMessage) => this.receive(m));
+  }
+
+  private join(): void {
+    const since = this.lastId;
+    this.socket.emit("join", since === undefined ? { username: this.username } : { username: this.username, since }, (ack: Ack) => {
+      if (ack.ok) {
+        this.joined = true;
+        this.on.state("connected");
+      } else {
+        this.on.error(ack.error.code, ack.error.message);
+      }
+    });
+  }
+
+  private receive(m: ServerMessage): void {
+    switch (m.event) {
+      case "history": {
+        if (m.data.truncated && this.lastId !== undefined) this.on.gap();
+        this.accept(m.data.messages);
+        break;
+      }
+      case "broadcast_say":
+        this.accept([m.data]);
+        break;
+      case "join":
+        this.on.notice("join", m.data.username, m.data.ts);
+        this.refreshPresence();
+        break;
+      case "broadcast_quit":
+        this.on.notice("quit", m.data.username, m.data.ts);
+        this.refreshPresence();
+        break;
+      case "presence":
+        this.on.presence(m.data.users);
+        break;
+      case "typing":
+        this.on.typing(m.data.username, m.data.typing);
+        break;
+      case "error":
+        this.on.error(m.data.code, m.data.message);
+        break;
+    }
+  }
+
+  private accept(messages: ChatMessage[]): void {
+    const fresh: ChatMessage[] = [];
+    for (const message of messages) {
+      if (this.lastId !== undefined && compareIds(message.id, this.lastId) <= 0) continue;
+      this.lastId = message.id;
+      fresh.push(message);
+    }
+    if (fresh.length > 0) this.on.messages(fresh);
+  }
+
+  /** Joins and quits change who is online: ask again, once for a burst of them. */
+  private refreshPresence(): void {
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = setTimeout(() => {
+      fetch(`/api/rooms/${encodeURIComponent(this.room)}/presence`)
+        .then((res) => (res.ok ? (res.json() as Promise<{ users: PresenceUser[] }>) : undefined))
+        .then((body) => body && this.on.presence(body.users))
+        .catch(() => {});
+    }, 250);
+  }
+
+  /** Sends a message; resolves with the server's answer (a refusal keeps the text in the box). */
+  say(text: string): Promise<Ack> {
+    if (!this.socket.connected || !this.joined) {
+      return Promise.resolve({ ok: false, error: { code: "UNAVAILABLE", message: "not connected" } });
+    }
+    return this.socket.timeout(10_000).emitWithAck("say", { text }).catch(
+      (): Ack => ({ ok: false, error: { code: "UNAVAILABLE", message: "no answer" } }),
+    ) as Promise<Ack>;
+  }
+
+  typing(typing: boolean): void {
+    if (this.joined) this.socket.emit("typing", { typing });
+  }
+
+  close(): void {
+    clearTimeout(this.presenceTimer);
+    this.socket.disconnect();
+  }
+}
