@@ -4,6 +4,7 @@ import { clusterOptions, ConfigError, resolveClusterConfig } from "../config.js"
 import { ClusterPrimary } from "../cluster/primary.js";
 import { createLogger } from "../log.js";
 import { addOptions, fail } from "./options.js";
+import { stopSignals } from "../signals.js";
 
 export function clusterCommand(): Command {
   const command = new Command("cluster")
@@ -22,6 +23,8 @@ export function clusterCommand(): Command {
       }
       const logger = createLogger(config.logLevel, { role: "primary" });
       const primary = new ClusterPrimary(config, logger);
+      const signals = stopSignals();
+      process.on("SIGHUP", () => void primary.rollingRestart());
       try {
         await primary.start();
       } catch (err) {
@@ -35,9 +38,7 @@ export function clusterCommand(): Command {
           process.exit(0);
         });
       };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-      process.on("SIGHUP", () => void primary.rollingRestart());
+      signals.ready(stop);
     });
   return addOptions(command, clusterOptions);
 }

@@ -3,6 +3,7 @@ import { ConfigError, resolveServeConfig, serveOptions } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
 import { addOptions, fail } from "./options.js";
+import { stopSignals } from "../signals.js";
 
 export function serveCommand(): Command {
   const command = new Command("serve")
@@ -20,6 +21,7 @@ export function serveCommand(): Command {
         throw err;
       }
       const logger = createLogger(config.logLevel);
+      const signals = stopSignals();
       let server;
       try {
         server = await startServer(config, logger);
@@ -45,8 +47,7 @@ export function serveCommand(): Command {
           },
         );
       };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      signals.ready(stop);
     });
   return addOptions(command, serveOptions);
 }

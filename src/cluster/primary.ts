@@ -43,6 +43,7 @@ export class ClusterPrimary {
   private readonly connections = new Map<number, number>();
   /** Workers being stopped on purpose (rolling restart, stop): their exit is no crash. */
   private readonly retiring = new WeakSet<Worker>();
+  private started = false;
   private stopping = false;
   private rolling = false;
   private lastCountLogged = -1;
@@ -74,6 +75,7 @@ export class ClusterPrimary {
       await this.stop();
       throw err;
     }
+    this.started = true;
     this.logger.info(
       { workers: this.slots.length, ports: `${this.config.portBase}-${this.config.portBase + this.slots.length - 1}` },
       "cluster ready",
@@ -160,7 +162,7 @@ export class ClusterPrimary {
    * to stop only once the new one listens. The chat never stops.
    */
   async rollingRestart(): Promise<void> {
-    if (this.rolling || this.stopping) return;
+    if (!this.started || this.rolling || this.stopping) return;
     this.rolling = true;
     this.logger.info("rolling restart");
     try {

@@ -7,6 +7,7 @@
 import { workerConfigFromEnv } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
+import { stopSignals } from "../signals.js";
 import type { WorkerReport } from "./messages.js";
 
 const report = (message: WorkerReport) => process.send?.(message);
@@ -25,6 +26,10 @@ const reportConnections = (n: number) => {
   }, 250);
 };
 
+const signals = stopSignals();
+// The primary is gone (killed without a word): do not linger as an orphan.
+process.on("disconnect", () => process.kill(process.pid, "SIGTERM"));
+
 try {
   const server = await startServer(config, logger, { onConnectionCount: reportConnections });
   report({ type: "listening", port: server.port });
@@ -39,10 +44,7 @@ try {
       () => process.exit(1),
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  // The primary is gone (killed without a word): do not linger as an orphan.
-  process.on("disconnect", () => stop("primary gone"));
+  signals.ready(stop);
 } catch (err) {
   const message = err instanceof StartError ? err.message : err instanceof Error ? err.message : String(err);
   logger.error({ err: message }, "worker could not start");

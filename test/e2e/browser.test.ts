@@ -156,6 +156,37 @@ describe("web client in Chromium", () => {
     assert.ok(chatOverflow <= 0, `no sideways scrolling in the chat (${chatOverflow}px)`);
   });
 
+  it("does not yank a reader who scrolled up: a marker says there are new messages", async () => {
+    const page = await enter(a, "scroll", "reader", { viewport: { width: 800, height: 500 } });
+    const talker = new TestClient(b.url, "scroll");
+    cleanup.add(() => talker.close());
+    await talker.join("talker");
+    for (let i = 0; i < 18; i++) await talker.request("say", { text: `line ${i}\nwith a second line` });
+    await waitForText(page, "line 17");
+    const log = page.locator("#log");
+    await log.evaluate((el) => (el.scrollTop = 0));
+    await talker.request("say", { text: "while you read" });
+    await waitForText(page, "while you read");
+    assert.equal(await log.evaluate((el) => el.scrollTop), 0, "the view stayed where the reader was");
+    await page.locator("#new-marker").waitFor({ state: "visible" });
+    await page.locator("#new-marker").click();
+    await page.locator("#new-marker").waitFor({ state: "hidden" });
+    assert.ok(await log.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 40), "the marker scrolls to the newest");
+  });
+
+  it("works in memory mode with nothing else installed: two tabs chat after `roomcast serve`", async () => {
+    const solo = await startServe();
+    cleanup.add(() => solo.stop());
+    const one = await enter(solo, "solo", "one");
+    const two = await enter(solo, "solo", "two");
+    await say(one, "can you read me?");
+    await say(two, "loud and clear");
+    for (const page of [one, two]) await waitForText(page, "loud and clear");
+    assert.deepEqual(await texts(one), ["can you read me?", "loud and clear"]);
+    assert.deepEqual(await texts(two), ["can you read me?", "loud and clear"]);
+    await one.locator("#online li", { hasText: "two" }).waitFor();
+  });
+
   it("takes a screenshot of a lively room", async () => {
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const page = await enter(a, "lobby", "ann");
