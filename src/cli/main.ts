@@ -3,6 +3,7 @@
  * The `roomcast` command. One file per command in this folder; this one only assembles them.
  */
 import { Command } from "commander";
+import { benchCommand } from "./bench.js";
 import { clusterCommand } from "./cluster.js";
 import { nginxCommand } from "./nginx.js";
 import { serveCommand } from "./serve.js";
@@ -15,7 +16,7 @@ const output = {
 const program = new Command("roomcast")
   .description("Multi-room, multi-process chat on Node.js, Socket.IO and Redis.")
   .configureOutput(output);
-for (const command of [serveCommand(), clusterCommand(), nginxCommand()]) program.addCommand(command.configureOutput(output));
+for (const command of [serveCommand(), clusterCommand(), nginxCommand(), benchCommand()]) program.addCommand(command.configureOutput(output));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`roomcast: ${err instanceof Error ? err.message : String(err)}\n`);

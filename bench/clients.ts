@@ -1,0 +1,142 @@
+/**
+ * The bench's clients. Over WebSocket, a lean raw-frame client that speaks Engine.IO/Socket.IO
+ * framing itself and parses only what it counts (no JSON.parse, no event emitter per frame), so that
+ * the generator costs less than the servers it measures. Over long-polling, socket.io-client.
+ */
+import WebSocket from "ws";
+import { io, type Socket } from "socket.io-client";
+
+export interface BenchClientHandlers {
+  /** A chat message arrived: its text (the bench's own encoding, see run.ts). */
+  said(text: string): void;
+}
+
+export interface BenchClient {
+  /** Connects and joins; resolves once the join is answered (history and presence received). */
+  join(username: string): Promise<void>;
+  /** Sends a message; resolves with the refusal code, or undefined when accepted. */
+  say(text: string): Promise<string | undefined>;
+  close(): void;
+}
+
+export function createClient(
+  transport: "websocket" | "polling",
+  url: string,
+  room: string,
+  handlers: BenchClientHandlers,
+): BenchClient {
+  return transport === "websocket" ? new RawClient(url, room, handlers) : new PollingClient(url, room, handlers);
+}
+
+const TEXT_MARK = '"text":"';
+const SAY_MARK = '42["message",{"event":"broadcast_say"';
+
+/** Pulls the text out of a broadcast_say frame; the bench's texts have no characters JSON escapes. */
+function textOf(frame: string): string | undefined {
+  const start = frame.indexOf(TEXT_MARK);
+  if (start < 0) return undefined;
+  const from = start + TEXT_MARK.length;
+  return frame.slice(from, frame.indexOf('"', from));
+}
+
+class RawClient implements BenchClient {
+  private ws: WebSocket | undefined;
+  private nextAck = 0;
+  private readonly acks = new Map<number, (answer: string) => void>();
+
+  constructor(
+    private readonly url: string,
+    private readonly room: string,
+    private readonly handlers: BenchClientHandlers,
+  ) {}
+
+  join(username: string): Promise<void> {
+    const u = new URL(this.url);
+    const wsUrl = `${u.protocol === "https:" ? "wss" : "ws"}://${u.host}/socket.io/?EIO=4&transport=websocket&roomid=${encodeURIComponent(this.room)}`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+      this.ws = ws;
+      ws.on("error", reject);
+      ws.on("close", () => {
+        for (const ack of this.acks.values()) ack('[{"ok":false,"error":{"code":"CLOSED"}}]');
+        this.acks.clear();
+      });
+      ws.on("message", (data: Buffer) => {
+        const frame = data.toString();
+        const type = frame.charCodeAt(0);
+        if (type === 52 /* 4: message */) {
+          if (frame.startsWith(SAY_MARK)) {
+            const text = textOf(frame);
+            if (text !== undefined) this.handlers.said(text);
+          } else if (frame.charCodeAt(1) === 51 /* 3: ack */) {
+            const bracket = frame.indexOf("[");
+            const id = Number(frame.slice(2, bracket));
+            const ack = this.acks.get(id);
+            this.acks.delete(id);
+            ack?.(frame.slice(bracket));
+          } else if (frame.startsWith("40")) {
+            this.request(`["join",${JSON.stringify({ username })}]`).then((answer) =>
+              answer.includes('"ok":true') ? resolve() : reject(new Error(`join refused: ${answer}`)),
+            );
+          } else if (frame.startsWith("44")) {
+            reject(new Error(`connect refused: ${frame.slice(2)}`));
+          }
+        } else if (type === 50 /* 2: ping */) {
+          ws.send("3");
+        } else if (type === 48 /* 0: open */) {
+          ws.send("40");
+        }
+      });
+    });
+  }
+
+  private request(payload: string): Promise<string> {
+    const id = this.nextAck++;
+    return new Promise((resolve) => {
+      this.acks.set(id, resolve);
+      this.ws?.send(`42${id}${payload}`);
+    });
+  }
+
+  async say(text: string): Promise<string | undefined> {
+    const answer = await this.request(`["say",{"text":"${text}"}]`);
+    if (answer.includes('"ok":true')) return undefined;
+    return /"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? "UNKNOWN";
+  }
+
+  close(): void {
+    this.ws?.terminate();
+  }
+}
+
+class PollingClient implements BenchClient {
+  private socket: Socket | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly room: string,
+    private readonly handlers: BenchClientHandlers,
+  ) {}
+
+  async join(username: string): Promise<void> {
+    this.socket = io(this.url, { query: { roomid: this.room }, transports: ["polling"], forceNew: true, reconnection: false });
+    this.socket.on("message", (m: { event: string; data: { text?: string } }) => {
+      if (m.event === "broadcast_say" && m.data.text !== undefined) this.handlers.said(m.data.text);
+    });
+    const ack = (await this.socket.timeout(30_000).emitWithAck("join", { username })) as { ok: boolean };
+    if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack)}`);
+  }
+
+  async say(text: string): Promise<string | undefined> {
+    try {
+      const ack = (await this.socket!.timeout(10_000).emitWithAck("say", { text })) as { ok: boolean; error?: { code: string } };
+      return ack.ok ? undefined : (ack.error?.code ?? "UNKNOWN");
+    } catch {
+      return "TIMEOUT";
+    }
+  }
+
+  close(): void {
+    this.socket?.disconnect();
+  }
+}

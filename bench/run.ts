@@ -1,0 +1,211 @@
+/**
+ * One generator process's share of a bench run: its rooms' clients connect and join, its senders
+ * send at the set rate, and every client counts what it receives: each measured message once, in
+ * order per sender, with its latency from the send timestamp the message carries.
+ *
+ * A message's text is `<phase>.<sender>.<seq>.<sent at, µs since the epoch>`: phase `w` (warm-up,
+ * not counted) or `m` (measured). Senders are numbered across all processes, so a text is unique.
+ */
+import { build, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
+import { createClient, type BenchClient } from "./clients.js";
+
+export interface SharePlan {
+  urls: string[];
+  /**
+   * The rooms of this share: `clients` of the room's `members` connect from this process (a big
+   * room is split over processes), `senders` of them send, numbered from `firstSender`.
+   */
+  rooms: { name: string; clients: number; members: number; senders: number; firstSender: number }[];
+  /** Messages per second per sender. */
+  rate: number;
+  transport: "websocket" | "polling";
+  /** Spread the joins over this many ms (join-storm); 0: as fast as they complete, 200 at a time. */
+  joinWindowMs: number;
+}
+
+export interface ShareTimes {
+  /** Epoch ms: warm-up starts. */
+  start: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface ShareResult {
+  clients: number;
+  joinMs: number;
+  /** Measured messages accepted by the server. */
+  sent: number;
+  /** sent × members of its room: what should arrive. */
+  expected: number;
+  received: number;
+  duplicated: number;
+  outOfOrder: number;
+  refusals: Record<string, number>;
+  /** hdr histogram of latencies in µs, compressed base64. */
+  latency: string;
+  cpuMs: number;
+}
+
+export interface Progress {
+  connected: number;
+  sent: number;
+  received: number;
+  p99us: number;
+}
+
+interface Member {
+  client: BenchClient;
+  /** sender → highest seq seen; and the seqs seen (for duplicates). */
+  last: Map<number, number>;
+  seen: Map<number, Set<number>>;
+  room: number;
+}
+
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+export class Share {
+  private readonly members: Member[] = [];
+  private readonly latency: Histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  private received = 0;
+  private duplicated = 0;
+  private outOfOrder = 0;
+  private sent = 0;
+  private expected = 0;
+  private readonly refusals: Record<string, number> = {};
+  private joinMs = 0;
+  private sending = false;
+  private readonly cpuStart = process.cpuUsage();
+
+  constructor(private readonly plan: SharePlan) {}
+
+  progress(): Progress {
+    return { connected: this.members.length, sent: this.sent, received: this.received, p99us: this.latency.getValueAtPercentile(99) };
+  }
+
+  /** Connects and joins every client; resolves with the time it took. */
+  async join(): Promise<number> {
+    const started = performance.now();
+    const jobs: (() => Promise<void>)[] = [];
+    let k = 0;
+    this.plan.rooms.forEach((room, roomIndex) => {
+      for (let i = 0; i < room.clients; i++) {
+        const url = this.plan.urls[k++ % this.plan.urls.length]!;
+        jobs.push(async () => {
+          const member: Member = { client: undefined as unknown as BenchClient, last: new Map(), seen: new Map(), room: roomIndex };
+          member.client = createClient(this.plan.transport, url, room.name, { said: (text) => this.count(member, text) });
+          await member.client.join(`u${roomIndex}-${i}`);
+          this.members.push(member);
+        });
+      }
+    });
+    if (this.plan.joinWindowMs > 0) {
+      // Each client starts at its own moment within the window (join-storm).
+      const gap = this.plan.joinWindowMs / jobs.length;
+      await Promise.all(jobs.map((job, i) => new Promise<void>((resolve, reject) => setTimeout(() => job().then(resolve, reject), i * gap))));
+    } else {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(200, jobs.length) }, async () => {
+          while (next < jobs.length) await jobs[next++]!();
+        }),
+      );
+    }
+    this.joinMs = performance.now() - started;
+    return this.joinMs;
+  }
+
+  private count(member: Member, text: string): void {
+    if (text.charCodeAt(0) !== 109 /* m */) return;
+    const [, senderText, seqText, sentText] = text.split(".");
+    const sender = Number(senderText);
+    const seq = Number(seqText);
+    let seen = member.seen.get(sender);
+    if (!seen) member.seen.set(sender, (seen = new Set()));
+    if (seen.has(seq)) {
+      this.duplicated++;
+      return;
+    }
+    seen.add(seq);
+    const last = member.last.get(sender) ?? -1;
+    if (seq < last) this.outOfOrder++;
+    else member.last.set(sender, seq);
+    this.received++;
+    this.latency.recordValue(Math.max(1, nowUs() - Number(sentText)));
+  }
+
+  /** Warm-up, then the measured window, then a drain of up to `drainMs` for late deliveries. */
+  async run(times: ShareTimes, drainMs = 3000): Promise<ShareResult> {
+    await sleepUntil(times.start);
+    const measureFrom = times.start + times.warmupMs;
+    const end = measureFrom + times.durationMs;
+    this.sending = true;
+    const senders: { member: Member; id: number; seq: number; due: number }[] = [];
+    const byRoom = new Map<number, Member[]>();
+    for (const m of this.members) byRoom.set(m.room, [...(byRoom.get(m.room) ?? []), m]);
+    this.plan.rooms.forEach((room, roomIndex) => {
+      const members = byRoom.get(roomIndex) ?? [];
+      for (let s = 0; s < Math.min(room.senders, members.length); s++) {
+        // Start each sender at its own offset within one period, so sends do not come in bursts.
+        senders.push({ member: members[s]!, id: room.firstSender + s, seq: 0, due: times.start + Math.random() * (1000 / this.plan.rate) });
+      }
+    });
+    const roomSize = (m: Member) => this.plan.rooms[m.room]?.members ?? 0;
+    const period = 1000 / this.plan.rate;
+    const pending = new Set<Promise<void>>();
+    while (this.sending) {
+      const now = Date.now();
+      if (now >= end) break;
+      for (const s of senders) {
+        while (s.due <= now) {
+          s.due += period;
+          const measured = s.due - period >= measureFrom;
+          const text = `${measured ? "m" : "w"}.${s.id}.${s.seq++}.${nowUs()}`;
+          const p = s.member.client.say(text).then((refusal) => {
+            if (refusal !== undefined) {
+              this.refusals[refusal] = (this.refusals[refusal] ?? 0) + 1;
+            } else if (measured) {
+              this.sent++;
+              this.expected += roomSize(s.member);
+            }
+          });
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await Promise.all(pending);
+    const drainEnd = Date.now() + drainMs;
+    while (this.received + this.duplicated < this.expected && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
+    return this.result();
+  }
+
+  result(): ShareResult {
+    const cpu = process.cpuUsage(this.cpuStart);
+    return {
+      clients: this.members.length,
+      joinMs: this.joinMs,
+      sent: this.sent,
+      expected: this.expected,
+      received: this.received,
+      duplicated: this.duplicated,
+      outOfOrder: this.outOfOrder,
+      refusals: this.refusals,
+      latency: encode(this.latency),
+      cpuMs: (cpu.user + cpu.system) / 1000,
+    };
+  }
+
+  close(): void {
+    this.sending = false;
+    for (const m of this.members) m.client.close();
+  }
+}
+
+function encode(h: Histogram): string {
+  return encodeIntoCompressedBase64(h);
+}
+
+function sleepUntil(t: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+}
