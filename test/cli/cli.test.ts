@@ -30,7 +30,12 @@ describe("roomcast CLI", () => {
     }
     const top = await runCli(["--help"]);
     assert.equal(top.code, 0);
-    assert.match(top.output, /serve/);
+    for (const command of ["serve", "cluster", "nginx", "bench"]) assert.match(top.output, new RegExp(`\\b${command}\\b`));
+    for (const command of ["cluster", "nginx", "bench"]) {
+      const help = await runCli([command, "--help"]);
+      assert.equal(help.code, 0, `${command} --help`);
+      assert.match(help.output, /Options:/);
+    }
   });
 
   it("answers bad options and values with one line and exit code 1", async () => {
@@ -41,6 +46,11 @@ describe("roomcast CLI", () => {
     assertOneLineError(await runCli(["serve"], { PORT: "-1" }), /--port must be at least 0/);
     assertOneLineError(await runCli(["serve", "--log-level", "loud"]), /--log-level must be one of/);
     assertOneLineError(await runCli(["frobnicate"]), /unknown command 'frobnicate'/);
+    assertOneLineError(await runCli(["cluster"], { REDIS_URL: "" }), /cluster needs Redis/);
+    assertOneLineError(await runCli(["cluster", "--redis", "redis://127.0.0.1:1", "--workers", "0"]), /--workers must be at least 1/);
+    assertOneLineError(await runCli(["bench", "--workload", "party"]), /--workload must be one of classroom, big-room/);
+    assertOneLineError(await runCli(["bench", "--url", "ftp://x"]), /--url ftp:\/\/x: expected http/);
+    assertOneLineError(await runCli(["bench", "--rate", "0"]), /--rate must be above 0/);
   });
 
   it("says so and exits 1 when Redis cannot be reached at start", async () => {

@@ -25,6 +25,9 @@ describe("cluster behind nginx", () => {
   const closeAll = () => {
     for (const c of clients.splice(0)) c.close();
   };
+  /** A reconnecting client through nginx from its own /24 of the loopback range, so the hash spreads them. */
+  const viaNginx = (room: string, subnet: number) =>
+    track(new TestClient(nginx.url, room, { localAddress: `127.0.${subnet}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object));
   const connectionsOf = async (worker: number) => {
     const text = await (await fetch(`${cluster.url(worker)}/metrics`)).text();
     return Number(/^roomcast_connections (\d+)/m.exec(text)?.[1] ?? NaN);
@@ -89,9 +92,7 @@ describe("cluster behind nginx", () => {
   it("fails over a killed worker's clients through nginx: every message exactly once, in order", async (t) => {
     const room = "failover";
     // Source addresses in different /24s of the loopback range, so that the hash spreads them.
-    const receivers = Array.from({ length: 16 }, (_, i) =>
-      track(new TestClient(nginx.url, room, { localAddress: `127.0.${i + 1}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object)),
-    );
+    const receivers = Array.from({ length: 16 }, (_, i) => viaNginx(room, i + 1));
     await Promise.all(receivers.map((r, i) => r.join(`r${i}`)));
     receivers.forEach((r, i) => r.autoRejoin(`r${i}`));
     const perWorker = [await connectionsOf(0), await connectionsOf(1)];
@@ -134,12 +135,10 @@ describe("cluster behind nginx", () => {
 
   it("keeps messages flowing with no gap and no duplicate through a rolling restart (SIGHUP)", async (t) => {
     const room = "rolling";
-    const receivers = Array.from({ length: 8 }, (_, i) =>
-      track(new TestClient(nginx.url, room, { localAddress: `127.0.${i + 20}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object)),
-    );
+    const receivers = Array.from({ length: 8 }, (_, i) => viaNginx(room, i + 20));
     await Promise.all(receivers.map((r, i) => r.join(`r${i}`)));
     receivers.forEach((r, i) => r.autoRejoin(`r${i}`));
-    const sender = track(new TestClient(nginx.url, room, { localAddress: "127.0.99.1", reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object));
+    const sender = viaNginx(room, 99);
     await sender.join("sender");
     sender.autoRejoin("sender");
 

@@ -4,16 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { compareIds } from "../../src/chat/ids.js";
-import type { ServerMessage } from "../../src/protocol.js";
-import { TestClient } from "../helpers/client.js";
+import { is, TestClient } from "../helpers/client.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
-
-const is =
-  <E extends ServerMessage["event"]>(event: E) =>
-  (m: ServerMessage): m is Extract<ServerMessage, { event: E }> =>
-    m.event === event;
 
 describe("two processes on one Redis", () => {
   const cleanup = new Cleanup();

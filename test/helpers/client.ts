@@ -3,6 +3,12 @@ import { io, type Socket, type ManagerOptions, type SocketOptions } from "socket
 import type { Ack, ChatMessage, ServerMessage } from "../../src/protocol.js";
 import { withTimeout } from "./processes.js";
 
+/** A type guard for one kind of `message` event: `inbox.find(is("history"))`. */
+export const is =
+  <E extends ServerMessage["event"]>(event: E) =>
+  (m: ServerMessage): m is Extract<ServerMessage, { event: E }> =>
+    m.event === event;
+
 export class TestClient {
   readonly socket: Socket;
   readonly inbox: ServerMessage[] = [];

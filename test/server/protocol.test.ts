@@ -4,16 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { ChatMessage, ServerMessage } from "../../src/protocol.js";
-import { TestClient } from "../helpers/client.js";
+import type { ChatMessage } from "../../src/protocol.js";
+import { is, TestClient } from "../helpers/client.js";
 import { Cleanup, withTimeout } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
-
-const is =
-  <E extends ServerMessage["event"]>(event: E) =>
-  (m: ServerMessage): m is Extract<ServerMessage, { event: E }> =>
-    m.event === event;
 
 for (const mode of ["memory", "redis"] as const) {
   describe(`protocol (${mode})`, () => {
