@@ -226,6 +226,6 @@ export function formatReport(r: BenchReport, title: string): string {
     `  generator CPU         ${r.generatorCpuS.toFixed(2)} s`,
     r.serverCpuS === undefined
       ? `  server CPU            unknown (a server has no /metrics)`
-      : `  server CPU            ${r.serverCpuS.toFixed(2)} s over ${r.serverProcesses} process(es): ${r.serverCpuUsPerDelivery?.toFixed(2)} µs per delivered message`,
+      : `  server CPU            ${r.serverCpuS.toFixed(2)} s over ${r.serverProcesses} process(es): ${r.serverCpuUsPerDelivery === undefined ? "no deliveries to divide by" : `${r.serverCpuUsPerDelivery.toFixed(2)} µs per delivered message`}`,
   ].join("\n");
 }

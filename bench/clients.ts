@@ -30,6 +30,7 @@ export function createClient(
 
 const TEXT_MARK = '"text":"';
 const SAY_MARK = '42["message",{"event":"broadcast_say"';
+const SAY_BYTES = Buffer.from(SAY_MARK);
 
 /** Pulls the text out of a broadcast_say frame; the bench's texts have no characters JSON escapes. */
 function textOf(frame: string): string | undefined {
@@ -62,6 +63,9 @@ class RawClient implements BenchClient {
         this.acks.clear();
       });
       ws.on("message", (data: Buffer) => {
+        // Notices (join, presence, presence_diff, typing) are most of what a join storm sends:
+        // skip them on their bytes, without decoding the frame into a string.
+        if (data[0] === 52 && data[1] === 50 && !data.subarray(0, SAY_BYTES.length).equals(SAY_BYTES)) return;
         const frame = data.toString();
         const type = frame.charCodeAt(0);
         if (type === 52 /* 4: message */) {

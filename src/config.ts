@@ -46,6 +46,14 @@ export const serveOptions = {
   rateBurst: { flag: "--rate-burst <messages>", env: "RATE_BURST", default: "20", description: "messages a connection may send in a burst" },
   historySize: { flag: "--history-size <messages>", env: "HISTORY_SIZE", default: "1000", description: "messages kept per room (what a reconnecting client can recover)" },
   historyOnJoin: { flag: "--history-on-join <messages>", env: "HISTORY_ON_JOIN", default: "50", description: "messages sent to a client that joins without `since`" },
+  bigRoom: {
+    flag: "--big-room <members>",
+    env: "BIG_ROOM",
+    default: "100",
+    description:
+      "in rooms of at least this many connections, joins and quits are sent as one `presence_diff` every --presence-batch ms instead of a `join`/`broadcast_quit` each (0: never)",
+  },
+  presenceBatch: { flag: "--presence-batch <ms>", env: "PRESENCE_BATCH", default: "100", description: "how often a big room's joins and quits are sent, as one `presence_diff`" },
   maxPayload: { flag: "--max-payload <bytes>", env: "MAX_PAYLOAD", default: "65536", description: "largest packet a client may send; a larger one closes its connection" },
   nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
   trustProxy: {
@@ -73,6 +81,8 @@ const serveSchema = z.object({
   rateBurst: int("--rate-burst", 1, 100_000),
   historySize: int("--history-size", 1, 1_000_000),
   historyOnJoin: int("--history-on-join", 0, 1_000_000),
+  bigRoom: int("--big-room", 0, 10_000_000),
+  presenceBatch: int("--presence-batch", 1, 10_000),
   maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
   trustProxy: yesNo("--trust-proxy"),

@@ -88,6 +88,21 @@ export interface PresenceUser {
   connections: number;
 }
 
+/**
+ * In big rooms (see `--big-room`), the joins and quits of the last ~100 ms on one process, as one
+ * event instead of a `join` or `broadcast_quit` each: a username once per connection that joined
+ * or left. `version` orders presence changes: a client that got `presence` applies the diffs that
+ * follow it with a higher version. (The server drops older ones where it can, but a diff published
+ * just before the snapshot was read may still arrive after it: Redis answers the read and
+ * publishes the diff on two different connections.)
+ */
+export interface PresenceDiff {
+  joined: string[];
+  left: string[];
+  version: number;
+  ts: number;
+}
+
 export interface HistoryData {
   messages: ChatMessage[];
   truncated: boolean;
@@ -98,13 +113,15 @@ export type RoomEvent =
   | { event: "join"; data: { username: string; ts: number } }
   | { event: "broadcast_say"; data: ChatMessage }
   | { event: "broadcast_quit"; data: { username: string; ts: number } }
-  | { event: "typing"; data: { username: string; typing: boolean } };
+  | { event: "typing"; data: { username: string; typing: boolean } }
+  | { event: "presence_diff"; data: PresenceDiff };
 
 /** Everything the server sends, always as the Socket.IO event `message`. */
 export type ServerMessage =
   | RoomEvent
   | { event: "history"; data: HistoryData }
-  | { event: "presence"; data: { users: PresenceUser[] } }
+  /** `version`: the room's presence version; a `presence_diff` with a version up to it is already in `users`. */
+  | { event: "presence"; data: { users: PresenceUser[]; version?: number } }
   | { event: "error"; data: WireError };
 
 export const SERVER_EVENT = "message";

@@ -7,6 +7,21 @@
  */
 import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../protocol.js";
 
+/** A room's presence at one point of its presence changes. */
+export interface PresenceSnapshot {
+  users: PresenceUser[];
+  /** Grows with every change of the room's presence; a `presence_diff` up to it is in `users`. */
+  version: number;
+}
+
+/** A batch of one process's presence changes in one room. */
+export interface PresenceChanges {
+  joined: { member: string; username: string }[];
+  /** Members of this process that left (their usernames are known to the engine). */
+  left: string[];
+  ts: number;
+}
+
 /** Receives a room's events on this process, in the order the engine accepted them. */
 export type RoomListener = (event: RoomEvent, exceptMember: string | undefined) => void;
 
@@ -98,10 +113,19 @@ export interface Engine {
   addPresence(room: string, member: string, username: string): Promise<void>;
   removePresence(room: string, member: string): Promise<void>;
   /**
+   * Applies a batch of presence changes and publishes them to the room as ONE `presence_diff`
+   * notice carrying the room's new presence version, in one atomic step: every snapshot is either
+   * before the whole batch (its version is lower) or after it. For big rooms, where a notice per
+   * join sent to every member would cost O(members²) deliveries in a join storm.
+   */
+  changePresence(room: string, changes: PresenceChanges): Promise<void>;
+  /**
    * Who is in the room on every live process; a username connected several times is listed once.
    * Entries of a process that died vanish within the node TTL (heartbeat with expiry).
    */
   presence(room: string): Promise<PresenceUser[]>;
+  /** `presence` with the room's presence version. */
+  presenceSnapshot(room: string): Promise<PresenceSnapshot>;
   /** Rooms with at least one member, cluster-wide. */
   rooms(): Promise<RoomSummary[]>;
 

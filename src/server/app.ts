@@ -62,7 +62,11 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     maxHttpBufferSize: config.maxPayload,
     serveClient: true,
   });
-  const chat = new Chat(engine, socketSink(io, metrics), { historyOnJoin: config.historyOnJoin });
+  const chat = new Chat(engine, socketSink(io, metrics), {
+    historyOnJoin: config.historyOnJoin,
+    bigRoom: config.bigRoom,
+    presenceBatchMs: config.presenceBatch,
+  });
   const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
   handleHttp = createHttpHandler({ engine, chat, config, metrics, logger });
 

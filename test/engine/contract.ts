@@ -162,6 +162,55 @@ export function engineContract(name: string, factory: EngineFactory): void {
       }
     });
 
+    it("applies a batch of presence changes as one versioned presence_diff, ordered against snapshots", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const rec = recorder();
+        await engine.subscribe("big", rec.listener);
+        const empty = await engine.presenceSnapshot("big");
+        assert.deepEqual(empty.users, []);
+        await engine.addPresence("big", "c0", "zed");
+        const afterAdd = await engine.presenceSnapshot("big");
+        assert.ok(afterAdd.version > empty.version, "a single add moves the version too");
+
+        await engine.changePresence("big", {
+          joined: [
+            { member: "c1", username: "ann" },
+            { member: "c2", username: "ann" },
+            { member: "c3", username: "bob" },
+          ],
+          left: [],
+          ts: 5,
+        });
+        const [first] = await rec.waitFor(1);
+        assert.equal(first!.event.event, "presence_diff");
+        const diff1 = first!.event.data as { joined: string[]; left: string[]; version: number; ts: number };
+        assert.deepEqual([diff1.joined, diff1.left, diff1.ts], [["ann", "ann", "bob"], [], 5]);
+        const snapshot = await engine.presenceSnapshot("big");
+        assert.equal(snapshot.version, diff1.version, "the snapshot holds exactly what the diff announced");
+        assert.deepEqual(snapshot.users, [
+          { username: "ann", connections: 2 },
+          { username: "bob", connections: 1 },
+          { username: "zed", connections: 1 },
+        ]);
+
+        // members of this process that left, by member id; unknown members are not announced
+        await engine.changePresence("big", { joined: [{ member: "c4", username: "cid" }], left: ["c1", "c3", "nobody"], ts: 6 });
+        const events = await rec.waitFor(2);
+        const diff2 = events[1]!.event.data as { joined: string[]; left: string[]; version: number };
+        assert.deepEqual([diff2.joined, diff2.left.sort()], [["cid"], ["ann", "bob"]]);
+        assert.ok(diff2.version > diff1.version);
+        assert.deepEqual(await engine.presence("big"), [
+          { username: "ann", connections: 1 },
+          { username: "cid", connections: 1 },
+          { username: "zed", connections: 1 },
+        ]);
+        assert.deepEqual((await engine.rooms()).find((r) => r.room === "big")?.users, 3);
+      } finally {
+        await engine.close();
+      }
+    });
+
     it("counts this process and its connections in stats", async () => {
       const engine = await factory.create({ historySize: 100 });
       try {

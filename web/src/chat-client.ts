@@ -14,6 +14,8 @@ export interface ChatClientHandlers {
   /** New messages, in order, each once. */
   messages(messages: ChatMessage[]): void;
   notice(kind: "join" | "quit", username: string, ts: number): void;
+  /** Many joins or quits at once (a big room's presence_diff): one line, not one per person. */
+  crowd(kind: "join" | "quit", count: number, ts: number): void;
   presence(users: PresenceUser[]): void;
   typing(username: string, typing: boolean): void;
   /** The server could not give every missed message (the history did not reach back far enough). */
@@ -26,6 +28,9 @@ export class ChatClient {
   private lastId: string | undefined;
   private joined = false;
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Who is online (username → connections): from `presence`, then kept by `presence_diff`. */
+  private online = new Map<string, number>();
+  private presenceVersion = 0;
 
   constructor(
     readonly room: string,
@@ -85,7 +90,14 @@ export class ChatClient {
         this.refreshPresence();
         break;
       case "presence":
+        this.online = new Map(m.data.users.map((u) => [u.username, u.connections]));
+        this.presenceVersion = m.data.version ?? 0;
         this.on.presence(m.data.users);
+        break;
+      case "presence_diff":
+        if (m.data.version <= this.presenceVersion) break; // already in the presence we have
+        this.presenceVersion = m.data.version;
+        this.applyDiff(m.data.joined, m.data.left, m.data.ts);
         break;
       case "typing":
         this.on.typing(m.data.username, m.data.typing);
@@ -104,6 +116,22 @@ export class ChatClient {
       fresh.push(message);
     }
     if (fresh.length > 0) this.on.messages(fresh);
+  }
+
+  /** A big room's joins and quits: kept here, so nobody asks the server for the whole list again. */
+  private applyDiff(joined: string[], left: string[], ts: number): void {
+    for (const name of joined) this.online.set(name, (this.online.get(name) ?? 0) + 1);
+    for (const name of left) {
+      const n = (this.online.get(name) ?? 0) - 1;
+      if (n > 0) this.online.set(name, n);
+      else this.online.delete(name);
+    }
+    for (const [kind, names] of [["join", joined], ["quit", left]] as const) {
+      if (names.length > 3) this.on.crowd(kind, names.length, ts);
+      else for (const name of names) this.on.notice(kind, name, ts);
+    }
+    const users = [...this.online].map(([username, connections]) => ({ username, connections }));
+    this.on.presence(users.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0)));
   }
 
   /** Joins and quits change who is online: ask again, once for a burst of them. */

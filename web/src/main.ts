@@ -95,6 +95,7 @@ function enter(): void {
     state: showState,
     messages: (messages) => messages.forEach((m) => addMessage(m, nickname)),
     notice: (kind, name, ts) => addNotice(kind === "join" ? t.joined(name) : t.left(name), ts),
+    crowd: (kind, count, ts) => addNotice(kind === "join" ? t.joinedMany(count) : t.leftMany(count), ts),
     presence: showPresence,
     typing: (name, typing) => showTyping(name, typing),
     gap: () => addNotice(t.historyGap, Date.now()),

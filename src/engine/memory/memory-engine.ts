@@ -7,6 +7,8 @@ import { compareIds, IdGenerator } from "../../chat/ids.js";
 import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../../protocol.js";
 import {
   countUsers,
+  type PresenceChanges,
+  type PresenceSnapshot,
   type ClusterStats,
   type Engine,
   type EngineHealth,
@@ -30,6 +32,8 @@ export class MemoryEngine implements Engine {
   private readonly listeners = new Map<string, RoomListener>();
   /** room → member → username */
   private readonly members = new Map<string, Map<string, string>>();
+  /** room → presence version */
+  private readonly versions = new Map<string, number>();
   private connections = 0;
 
   constructor(private readonly options: MemoryEngineOptions) {}
@@ -79,20 +83,53 @@ export class MemoryEngine implements Engine {
   }
 
   async addPresence(room: string, member: string, username: string): Promise<void> {
+    this.add(room, member, username);
+    this.bump(room);
+  }
+
+  async removePresence(room: string, member: string): Promise<void> {
+    this.remove(room, member);
+    this.bump(room);
+  }
+
+  async changePresence(room: string, changes: PresenceChanges): Promise<void> {
+    const left: string[] = [];
+    for (const member of changes.left) {
+      const username = this.members.get(room)?.get(member);
+      if (username !== undefined) left.push(username);
+      this.remove(room, member);
+    }
+    for (const { member, username } of changes.joined) this.add(room, member, username);
+    const version = this.bump(room);
+    const joined = changes.joined.map((j) => j.username);
+    this.listeners.get(room)?.({ event: "presence_diff", data: { joined, left, version, ts: changes.ts } }, undefined);
+  }
+
+  async presence(room: string): Promise<PresenceUser[]> {
+    return countUsers(this.members.get(room)?.values() ?? []);
+  }
+
+  async presenceSnapshot(room: string): Promise<PresenceSnapshot> {
+    return { users: await this.presence(room), version: this.versions.get(room) ?? 0 };
+  }
+
+  private add(room: string, member: string, username: string): void {
     let entries = this.members.get(room);
     if (!entries) this.members.set(room, (entries = new Map()));
     entries.set(member, username);
   }
 
-  async removePresence(room: string, member: string): Promise<void> {
+  private remove(room: string, member: string): void {
     const entries = this.members.get(room);
     if (!entries) return;
     entries.delete(member);
     if (entries.size === 0) this.members.delete(room);
   }
 
-  async presence(room: string): Promise<PresenceUser[]> {
-    return countUsers(this.members.get(room)?.values() ?? []);
+  private bump(room: string): number {
+    const version = (this.versions.get(room) ?? 0) + 1;
+    this.versions.set(room, version);
+    return version;
   }
 
   async rooms(): Promise<RoomSummary[]> {

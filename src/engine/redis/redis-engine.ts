@@ -6,6 +6,7 @@
  *   <p>history:<room>   stream of the room's messages (XADD … MAXLEN ~ historySize)
  *   <p>room:<room>      pub/sub channel of the room: messages, join, quit and typing notices
  *   <p>presence:<room>  hash "<node>/<member>" → username, one field per connection
+ *   <p>presence-version:<room>  counter of the room's presence changes (orders snapshots and diffs)
  *   <p>rooms            set of rooms with presence entries
  *   <p>nodes            zset node → expiry (ms, Redis clock), renewed by each node's heartbeat
  *   <p>connections      hash node → open connections
@@ -29,6 +30,8 @@ import {
   type EngineHealth,
   type HistoryQuery,
   type MessageDraft,
+  type PresenceChanges,
+  type PresenceSnapshot,
   type RoomListener,
   type RoomSummary,
 } from "../engine.js";
@@ -37,9 +40,10 @@ import * as scripts from "./scripts.js";
 declare module "ioredis" {
   interface RedisCommander<Context> {
     rcPublishMessage(stream: string, ...args: (string | number)[]): Result<string, Context>;
-    rcPresenceAdd(hash: string, rooms: string, field: string, username: string, room: string): Result<number, Context>;
-    rcPresenceRemove(hash: string, rooms: string, field: string, room: string): Result<number, Context>;
-    rcPresenceList(hash: string, nodes: string, rooms: string, room: string): Result<string[], Context>;
+    rcPresenceAdd(hash: string, rooms: string, version: string, field: string, username: string, room: string): Result<number, Context>;
+    rcPresenceRemove(hash: string, rooms: string, version: string, field: string, room: string): Result<number, Context>;
+    rcPresenceChange(hash: string, rooms: string, version: string, ...args: (string | number)[]): Result<number, Context>;
+    rcPresenceList(hash: string, nodes: string, rooms: string, version: string, room: string): Result<[number, string[]], Context>;
     rcHeartbeat(nodes: string, connections: string, node: string, ttl: number, count: number): Result<number, Context>;
     rcStats(nodes: string, connections: string): Result<[number, number], Context>;
     rcNodeRemove(nodes: string, connections: string, node: string): Result<number, Context>;
@@ -101,6 +105,7 @@ export class RedisEngine implements Engine {
       history: (room: string) => `${p}history:${room}`,
       channel: (room: string) => `${p}room:${room}`,
       presence: (room: string) => `${p}presence:${room}`,
+      presenceVersion: (room: string) => `${p}presence-version:${room}`,
       rooms: `${p}rooms`,
       nodes: `${p}nodes`,
       connections: `${p}connections`,
@@ -123,9 +128,10 @@ export class RedisEngine implements Engine {
     this.sub = new Redis(options.url, { ...common, connectionName: `roomcast-sub-${this.nodeId}` });
     for (const [name, lua] of Object.entries({
       rcPublishMessage: [1, scripts.PUBLISH_MESSAGE],
-      rcPresenceAdd: [2, scripts.PRESENCE_ADD],
-      rcPresenceRemove: [2, scripts.PRESENCE_REMOVE],
-      rcPresenceList: [3, scripts.PRESENCE_LIST],
+      rcPresenceAdd: [3, scripts.PRESENCE_ADD],
+      rcPresenceRemove: [3, scripts.PRESENCE_REMOVE],
+      rcPresenceChange: [3, scripts.PRESENCE_CHANGE],
+      rcPresenceList: [4, scripts.PRESENCE_LIST],
       rcHeartbeat: [2, scripts.HEARTBEAT],
       rcStats: [2, scripts.STATS],
       rcNodeRemove: [2, scripts.NODE_REMOVE],
@@ -190,7 +196,7 @@ export class RedisEngine implements Engine {
       const pipeline = this.cmd.pipeline();
       for (const [room, members] of this.local) {
         for (const member of members.keys()) {
-          pipeline.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.field(member), room);
+          pipeline.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), room);
         }
       }
       pipeline.rcNodeRemove(this.keys.nodes, this.keys.connections, this.nodeId);
@@ -335,12 +341,10 @@ export class RedisEngine implements Engine {
   // ---- presence ---------------------------------------------------------------------------------
 
   async addPresence(room: string, member: string, username: string): Promise<void> {
-    let entries = this.local.get(room);
-    if (!entries) this.local.set(room, (entries = new Map()));
-    entries.set(member, username);
+    this.remember(room, member, username);
     try {
       await this.call(() =>
-        this.cmd.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.field(member), username, room),
+        this.cmd.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), username, room),
       );
     } catch (err) {
       this.forgetLocal(room, member);
@@ -352,28 +356,73 @@ export class RedisEngine implements Engine {
     this.forgetLocal(room, member);
     // If Redis is down the entry is gone with it, or expires with this node's heartbeat if not.
     await this.call(() =>
-      this.cmd.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.field(member), room),
+      this.cmd.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), room),
     ).catch(() => {});
   }
 
-  async presence(room: string): Promise<PresenceUser[]> {
-    const names = await this.call(() =>
-      this.cmd.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, room),
+  async changePresence(room: string, changes: PresenceChanges): Promise<void> {
+    const entries = this.local.get(room);
+    const left: string[] = [];
+    const leftFields: string[] = [];
+    for (const member of changes.left) {
+      const username = entries?.get(member);
+      if (username === undefined) continue;
+      left.push(username);
+      leftFields.push(this.field(member));
+      this.forgetLocal(room, member);
+    }
+    const joinedArgs: string[] = [];
+    for (const { member, username } of changes.joined) joinedArgs.push(this.field(member), username);
+    const joined = changes.joined.map((j) => j.username);
+    const head = `{"event":"presence_diff","data":{"joined":${JSON.stringify(joined)},"left":${JSON.stringify(left)},"ts":${changes.ts},"version":`;
+    await this.call(() =>
+      this.cmd.rcPresenceChange(
+        this.keys.presence(room),
+        this.keys.rooms,
+        this.keys.presenceVersion(room),
+        room,
+        this.keys.channel(room),
+        head,
+        "}}",
+        changes.joined.length,
+        ...joinedArgs,
+        ...leftFields,
+      ),
     );
-    return countUsers(names);
+    // Only now: restorePresence must not re-add entries Redis never accepted.
+    for (const { member, username } of changes.joined) this.remember(room, member, username);
+  }
+
+  async presence(room: string): Promise<PresenceUser[]> {
+    return (await this.presenceSnapshot(room)).users;
+  }
+
+  async presenceSnapshot(room: string): Promise<PresenceSnapshot> {
+    const [version, names] = await this.call(() =>
+      this.cmd.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, this.keys.presenceVersion(room), room),
+    );
+    return { users: countUsers(names), version };
   }
 
   async rooms(): Promise<RoomSummary[]> {
     const rooms = await this.call(() => this.cmd.smembers(this.keys.rooms));
     const pipeline = this.cmd.pipeline();
-    for (const room of rooms) pipeline.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, room);
+    for (const room of rooms) {
+      pipeline.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, this.keys.presenceVersion(room), room);
+    }
     const replies = (await this.call(() => pipeline.exec())) ?? [];
     const out: RoomSummary[] = [];
     rooms.forEach((room, i) => {
-      const names = replies[i]?.[1] as string[] | undefined;
+      const names = (replies[i]?.[1] as [number, string[]] | undefined)?.[1];
       if (names && names.length > 0) out.push({ room, users: new Set(names).size });
     });
     return out.sort((a, b) => b.users - a.users || (a.room < b.room ? -1 : 1));
+  }
+
+  private remember(room: string, member: string, username: string): void {
+    let entries = this.local.get(room);
+    if (!entries) this.local.set(room, (entries = new Map()));
+    entries.set(member, username);
   }
 
   private forgetLocal(room: string, member: string): void {
@@ -389,7 +438,7 @@ export class RedisEngine implements Engine {
       const pipeline = this.cmd.pipeline();
       for (const [room, members] of this.local) {
         for (const [member, username] of members) {
-          pipeline.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.field(member), username, room);
+          pipeline.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), username, room);
         }
       }
       await pipeline.exec();

@@ -20,30 +20,61 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. id .. ARGV[7])
 return id
 `;
 
-/** KEYS[1] presence hash, KEYS[2] rooms set. ARGV: field, username, room. */
+/**
+ * Every change of a room's presence increments its version key, so that a snapshot (PRESENCE_LIST)
+ * and the `presence_diff` notices (PRESENCE_CHANGE) can be ordered against each other.
+ * KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version. ARGV: field, username, room.
+ */
 export const PRESENCE_ADD = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('INCR', KEYS[3])
 return 1
 `;
 
-/** KEYS[1] presence hash, KEYS[2] rooms set. ARGV: field, room. */
+/** KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version. ARGV: field, room. */
 export const PRESENCE_REMOVE = `
-redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[3]) end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 return 1
 `;
 
 /**
+ * A batch of one process's presence changes in a big room, applied and published as one
+ * presence_diff notice in one atomic step. The notice is head .. version .. tail (JSON built by
+ * the caller, as in PUBLISH_MESSAGE).
+ * KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version.
+ * ARGV: room, channel, head, tail, number of joined, then joined field/username pairs, then left fields.
+ */
+export const PRESENCE_CHANGE = `
+local joined = tonumber(ARGV[5])
+local i = 6
+for _ = 1, joined do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  i = i + 1
+end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) else redis.call('SADD', KEYS[2], ARGV[1]) end
+local version = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. version .. ARGV[4])
+return version
+`;
+
+/**
  * Lists the usernames present in a room (one entry per connection), dropping the entries of
- * nodes whose heartbeat expired. Fields are "<node>/<member>".
- * KEYS[1] presence hash, KEYS[2] nodes zset (node → expiry ms), KEYS[3] rooms set. ARGV: room.
+ * nodes whose heartbeat expired. Fields are "<node>/<member>". Returns { version, usernames }.
+ * KEYS[1] presence hash, KEYS[2] nodes zset (node → expiry ms), KEYS[3] rooms set, KEYS[4] version.
+ * ARGV: room.
  */
 export const PRESENCE_LIST = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}
+local dropped = false
 local alive = {}
 for i = 1, #all, 2 do
   local field = all[i]
@@ -54,10 +85,12 @@ for i = 1, #all, 2 do
     ok = (expiry ~= false and expiry ~= nil and tonumber(expiry) > now)
     alive[node] = ok
   end
-  if ok then out[#out + 1] = all[i + 1] else redis.call('HDEL', KEYS[1], field) end
+  if ok then out[#out + 1] = all[i + 1] else redis.call('HDEL', KEYS[1], field); dropped = true end
 end
 if #out == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
-return out
+local version
+if dropped then version = redis.call('INCR', KEYS[4]) else version = tonumber(redis.call('GET', KEYS[4]) or '0') end
+return { version, out }
 `;
 
 /**
