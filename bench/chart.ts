@@ -17,6 +17,7 @@ export function renderChart(rows: ChartRow[]): string {
   const workloads = [...new Set(rows.map((r) => r.workload))].filter((w) => rows.some((r) => r.workload === w && r.deliveredPerS > 0));
   const systems = [...new Set(rows.map((r) => r.system))];
   const panels: [string, (r: ChartRow) => number, string][] = [
+    ["deliveries per second (higher is better; all deliver what is offered)", (r) => r.deliveredPerS, "/s"],
     ["server CPU µs per delivered message (lower is better)", (r) => r.usPerDelivery, "µs"],
     ["p99 latency, ms (lower is better)", (r) => r.p99, "ms"],
   ];

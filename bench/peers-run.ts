@@ -13,7 +13,7 @@ import { runBench, type BenchOptions, type BenchReport } from "./bench.js";
 import { renderChart } from "./chart.js";
 
 const ROUNDS = Number(process.env["ROUNDS"] ?? 3);
-const DURATION_S = Number(process.env["DURATION"] ?? 8);
+const DURATION_S = Number(process.env["DURATION"] ?? 5);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here("../src/cli/main.js");
 
@@ -28,7 +28,7 @@ const WORKLOADS: Workload[] = [
   { name: "classroom 8/s (40k deliveries/s)", options: { rooms: 10, clients: 100, senders: 5, rate: 8 } },
   { name: "classroom 32/s (160k offered)", options: { rooms: 10, clients: 100, senders: 5, rate: 32 } },
   { name: "big-room (20k deliveries/s)", options: { rooms: 1, clients: 2000, senders: 1, rate: 10 } },
-  { name: "join 1000 into one room", options: { rooms: 1, clients: 1000, senders: 0, rate: 1, durationS: 0.5, warmupS: 0 } },
+  { name: "join-storm (3000 clients within 5 s)", options: { rooms: 1, clients: 3000, senders: 0, rate: 1, durationS: 0.5, warmupS: 0, joinWindowS: 5 } },
 ];
 
 function canListen(port: number): Promise<boolean> {
