@@ -74,6 +74,8 @@ export class Share {
   private readonly refusals: Record<string, number> = {};
   private joinMs = 0;
   private sending = false;
+  /** When the last chat message arrived (Date.now()). */
+  private lastDelivery = 0;
   private readonly cpuStart = process.cpuUsage();
 
   constructor(private readonly plan: SharePlan) {}
@@ -115,6 +117,7 @@ export class Share {
   }
 
   private count(member: Member, text: string): void {
+    this.lastDelivery = Date.now();
     if (text.charCodeAt(0) !== 109 /* m */) return;
     const [, senderText, seqText, sentText] = text.split(".");
     const sender = Number(senderText);
@@ -133,8 +136,13 @@ export class Share {
     this.latency.recordValue(Math.max(1, nowUs() - Number(sentText)));
   }
 
-  /** Warm-up, then the measured window, then a drain of up to `drainMs` for late deliveries. */
-  async run(times: ShareTimes, drainMs = 3000): Promise<ShareResult> {
+  /**
+   * Warm-up, then the measured window, then a drain for late deliveries: until nothing has
+   * arrived for `quietMs`, at most `drainMs`. (Not until this share has what it expects: a room
+   * spans shares, and a share without senders expects nothing, yet receives the others' last
+   * messages; stopping at once lost them.)
+   */
+  async run(times: ShareTimes, drainMs = 5000, quietMs = 1000): Promise<ShareResult> {
     await sleepUntil(times.start);
     const measureFrom = times.start + times.warmupMs;
     const end = measureFrom + times.durationMs;
@@ -176,7 +184,8 @@ export class Share {
     }
     await Promise.all(pending);
     const drainEnd = Date.now() + drainMs;
-    while (this.received + this.duplicated < this.expected && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
+    this.lastDelivery = Math.max(this.lastDelivery, Date.now());
+    while (Date.now() < drainEnd && Date.now() - this.lastDelivery < quietMs) await new Promise((r) => setTimeout(r, 20));
     return this.result();
   }
 

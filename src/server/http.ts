@@ -114,7 +114,7 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
     if (roomPath) {
       const room = decodeURIComponent(roomPath[1] ?? "");
       if (!ROOM_ID.test(room)) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :");
-      if (roomPath[2] === "presence") return json(res, 200, { users: await engine.presence(room) });
+      if (roomPath[2] === "presence") return json(res, 200, await engine.presenceSnapshot(room));
       const rawLimit = url.searchParams.get("limit");
       const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
       if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {

@@ -14,9 +14,12 @@ import { startServe } from "../helpers/roomcast.js";
 const cleanup = new Cleanup();
 after(() => cleanup.run());
 
-type Fault = "drop" | "repeat" | "reorder";
+type Fault = "drop" | "repeat" | "reorder" | "slow";
 
-/** A Socket.IO server of the roomcast protocol that mistreats every 10th message of each sender. */
+/**
+ * A Socket.IO server of the roomcast protocol that mistreats every 10th message of each sender
+ * (drop, repeat, reorder), or delivers every message 400 ms late (slow).
+ */
 async function faultyServer(fault: Fault) {
   const http = createServer((_req, res) => res.writeHead(404).end()); // no /metrics here
   const io = new Server(http);
@@ -45,6 +48,10 @@ async function faultyServer(fault: Fault) {
       if (faulty && fault === "reorder") {
         held.set(key, frame); // delivered after the sender's next message
         faults.count += members;
+        return;
+      }
+      if (fault === "slow") {
+        setTimeout(() => io.to(room).emit("message", frame), 400);
         return;
       }
       io.to(room).emit("message", frame);
@@ -107,6 +114,16 @@ describe("roomcast bench counting", () => {
     // a message held back at the very end of the window has no successor to release it
     assert.ok(r.outOfOrder >= server.faults.count - 2 * 4 * 2 && r.outOfOrder <= server.faults.count, `${r.outOfOrder} of ${server.faults.count}`);
     assert.equal(r.duplicated, 0);
+  });
+
+  it("waits for late deliveries in every generator process, also in those without a sender", async () => {
+    const server = await faultyServer("slow");
+    // one room across two generator processes, its only sender in one of them
+    const r = await runBench(small(server.url, { procs: 2, rooms: 1, clients: 6, senders: 1, durationS: 1 }));
+    assert.ok(r.expectedPerS > 0);
+    assert.equal(r.lost, 0);
+    assert.equal(r.deliveryRatio, 1);
+    assert.ok(r.latencyMs.p50 >= 400, `every delivery was 400 ms late (p50 ${r.latencyMs.p50} ms)`);
   });
 
   it("splits rooms over generator processes, and a big room across them", () => {

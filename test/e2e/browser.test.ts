@@ -187,6 +187,38 @@ describe("web client in Chromium", () => {
     await one.locator("#online li", { hasText: "two" }).waitFor();
   });
 
+  it("keeps the online list of a big room from presence_diff events, with one line for a crowd", async () => {
+    const big = await startServe(["--big-room", "3", "--presence-batch", "100"]);
+    cleanup.add(() => big.stop());
+    const host = await enter(big, "arena", "host");
+    const crowd: TestClient[] = [];
+    cleanup.add(() => crowd.forEach((c) => c.close()));
+    // two join one by one (the room is still small: a notice each), then twenty at once
+    for (const name of ["p1", "p2"]) {
+      const c = new TestClient(big.url, "arena");
+      crowd.push(c);
+      await c.join(name);
+    }
+    await host.locator("#log .notice", { hasText: "p2 joined" }).waitFor();
+    const burst = Array.from({ length: 20 }, () => new TestClient(big.url, "arena"));
+    crowd.push(...burst);
+    await Promise.all(burst.map((c, i) => c.join(`fan${i}`)));
+    await host.locator("#log .notice", { hasText: /\d+ people joined/ }).first().waitFor();
+    /** Waits until the online list has exactly n entries (the page's CSP forbids eval-based waits). */
+    const onlineCount = async (n: number) => {
+      await host.locator("#online li").nth(n - 1).waitFor({ timeout: 10_000 });
+      await host.locator("#online li").nth(n).waitFor({ state: "detached", timeout: 10_000 });
+    };
+    await onlineCount(23);
+    for (const name of ["host", "p1", "p2", "fan0", "fan19"]) await host.locator("#online li", { hasText: name }).first().waitFor();
+    burst.forEach((c) => c.close());
+    await host.locator("#log .notice", { hasText: /\d+ people left/ }).first().waitFor();
+    await onlineCount(3);
+    assert.deepEqual((await host.locator("#online li").allTextContents()).sort(), ["host", "p1", "p2"]);
+    // (a diff of three names or fewer is shown name by name)
+    assert.ok((await host.locator("#log .notice", { hasText: "fan" }).count()) < 20, "not a notice per member of the crowd");
+  });
+
   it("takes a screenshot of a lively room", async () => {
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const page = await enter(a, "lobby", "ann");

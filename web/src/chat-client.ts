@@ -90,9 +90,9 @@ export class ChatClient {
         this.refreshPresence();
         break;
       case "presence":
-        this.online = new Map(m.data.users.map((u) => [u.username, u.connections]));
-        this.presenceVersion = m.data.version ?? 0;
-        this.on.presence(m.data.users);
+        this.online = new Map();
+        this.presenceVersion = -1;
+        this.setPresence(m.data.users, m.data.version ?? 0);
         break;
       case "presence_diff":
         if (m.data.version <= this.presenceVersion) break; // already in the presence we have
@@ -118,6 +118,14 @@ export class ChatClient {
     if (fresh.length > 0) this.on.messages(fresh);
   }
 
+  /** A whole presence list, unless what we have is newer (a diff applied after it was read). */
+  private setPresence(users: PresenceUser[], version: number): void {
+    if (version < this.presenceVersion) return;
+    this.presenceVersion = version;
+    this.online = new Map(users.map((u) => [u.username, u.connections]));
+    this.on.presence(users);
+  }
+
   /** A big room's joins and quits: kept here, so nobody asks the server for the whole list again. */
   private applyDiff(joined: string[], left: string[], ts: number): void {
     for (const name of joined) this.online.set(name, (this.online.get(name) ?? 0) + 1);
@@ -139,8 +147,8 @@ export class ChatClient {
     clearTimeout(this.presenceTimer);
     this.presenceTimer = setTimeout(() => {
       fetch(`/api/rooms/${encodeURIComponent(this.room)}/presence`)
-        .then((res) => (res.ok ? (res.json() as Promise<{ users: PresenceUser[] }>) : undefined))
-        .then((body) => body && this.on.presence(body.users))
+        .then((res) => (res.ok ? (res.json() as Promise<{ users: PresenceUser[]; version: number }>) : undefined))
+        .then((body) => body && this.setPresence(body.users, body.version))
         .catch(() => {});
     }, 250);
   }
