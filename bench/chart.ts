@@ -5,6 +5,7 @@ export interface ChartRow {
   deliveredPerS: number;
   p99: number;
   usPerDelivery: number;
+  joinS: number;
 }
 
 const COLORS: Record<string, string> = { roomcast: "#2563eb", official: "#f59e0b", article: "#10b981", floor: "#6b7280" };
@@ -14,19 +15,21 @@ function esc(s: string): string {
 }
 
 export function renderChart(rows: ChartRow[]): string {
-  const workloads = [...new Set(rows.map((r) => r.workload))].filter((w) => rows.some((r) => r.workload === w && r.deliveredPerS > 0));
+  const all = [...new Set(rows.map((r) => r.workload))];
+  const delivering = all.filter((w) => rows.some((r) => r.workload === w && r.deliveredPerS > 0));
   const systems = [...new Set(rows.map((r) => r.system))];
-  const panels: [string, (r: ChartRow) => number, string][] = [
-    ["deliveries per second (higher is better; all deliver what is offered)", (r) => r.deliveredPerS, "/s"],
-    ["server CPU µs per delivered message (lower is better)", (r) => r.usPerDelivery, "µs"],
-    ["p99 latency, ms (lower is better)", (r) => r.p99, "ms"],
+  const panels: [string, (r: ChartRow) => number, string, string[]][] = [
+    ["deliveries per second (higher is better; all deliver what is offered)", (r) => r.deliveredPerS, "/s", delivering],
+    ["server CPU µs per delivered message (lower is better)", (r) => r.usPerDelivery, "µs", delivering],
+    ["p99 latency, ms (lower is better)", (r) => r.p99, "ms", delivering],
+    ["seconds until every client has joined (lower is better)", (r) => r.joinS, "s", all],
   ];
   const groupW = 200, barW = 36, panelH = 220, top = 50, left = 40;
-  const width = left + workloads.length * groupW + 20;
+  const width = left + all.length * groupW + 20;
   const height = top + panels.length * (panelH + 60) + 30;
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`];
   systems.forEach((s, i) => out.push(`<rect x="${left + i * 110}" y="12" width="12" height="12" fill="${COLORS[s] ?? "#999"}"/><text x="${left + i * 110 + 16}" y="22">${esc(s)}</text>`));
-  panels.forEach(([title, value, unit], p) => {
+  panels.forEach(([title, value, unit, workloads], p) => {
     const y0 = top + p * (panelH + 60);
     const max = Math.max(...rows.filter((r) => workloads.includes(r.workload)).map(value).filter((v) => Number.isFinite(v)), 1);
     out.push(`<text x="${left}" y="${y0 + 12}" font-weight="bold">${esc(title)}</text>`);
