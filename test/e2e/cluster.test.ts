@@ -56,7 +56,7 @@ describe("cluster behind nginx", () => {
     await cluster.waitForLine((l) => l.includes('"msg":"connections"') && l.includes('"connections":0'), 10_000, "the primary to count 0");
   });
 
-  it("restarts a SIGKILLed worker on its port within seconds", async () => {
+  it("restarts a SIGKILLed worker on its port within seconds", async (t) => {
     const offset = cluster.outputLength();
     const killedAt = Date.now();
     process.kill(cluster.workerPid(0), "SIGKILL");
@@ -65,6 +65,7 @@ describe("cluster behind nginx", () => {
     assert.deepEqual(await back.join("back"), { ok: true });
     const seconds = (Date.now() - killedAt) / 1000;
     assert.ok(seconds < 5, `back after ${seconds} s`);
+    t.diagnostic(`SIGKILLed worker back on its port and serving a join after ${seconds} s`);
     closeAll();
   });
 
