@@ -82,4 +82,24 @@ describe("Redis lost and back", () => {
     const presence = carol.inbox.find((m) => m.event === "presence");
     assert.deepEqual(presence?.event === "presence" && presence.data.users.map((u) => u.username), ["ann", "bob", "carol"]);
   });
+
+  it("forgets members who left while Redis was down, also when Redis comes back with its data", async () => {
+    const stays = new TestClient(a.url, "kept");
+    const leaves = new TestClient(b.url, "kept");
+    cleanup.add(() => [stays, leaves].forEach((c) => c.close()));
+    assert.deepEqual(await stays.join("stays"), { ok: true });
+    assert.deepEqual(await leaves.join("leaves"), { ok: true });
+    const names = async () =>
+      (await getJson<{ users: { username: string }[] }>(`${a.url}/api/rooms/kept/presence`)).body.users?.map((u) => u.username);
+    assert.deepEqual(await names(), ["leaves", "stays"]);
+
+    await redis.saveAndStop(); // Redis goes away with "leaves" on disk, as after a restart from an RDB or AOF file
+    await eventually(async () => ((await getJson(`${b.url}/healthz`)).status === 503 ? true : undefined), 10_000, "b to see Redis gone");
+    const connections = async () => Number(/^roomcast_connections (\d+)$/m.exec(await (await fetch(`${b.url}/metrics`)).text())?.[1]);
+    const before = await connections();
+    leaves.close(); // b tries to remove it from presence now, and cannot
+    await eventually(async () => ((await connections()) === before - 1 ? true : undefined), 10_000, "b to see the disconnect");
+    await redis.start(); // with the saved data: "leaves" is still in it
+    await eventually(async () => ((await names())?.join() === "stays" ? true : undefined), 15_000, "the member who left to be gone from presence");
+  });
 });

@@ -88,6 +88,12 @@ export class RedisEngine implements Engine {
   private readonly subs = new Map<string, Subscription>();
   /** This process's presence entries, kept to restore them when Redis comes back empty. */
   private readonly local = new Map<string, Map<string, string>>();
+  /**
+   * Presence fields whose removal failed (Redis unreachable), per room: removed when the
+   * connection is back, in case Redis kept its data (a network cut, a restart from disk). This
+   * process's heartbeat keeps its entries alive, so they would never expire by themselves.
+   */
+  private readonly pendingRemovals = new Map<string, Set<string>>();
   private connections = 0;
   private started = false;
   private closing = false;
@@ -354,10 +360,16 @@ export class RedisEngine implements Engine {
 
   async removePresence(room: string, member: string): Promise<void> {
     this.forgetLocal(room, member);
-    // If Redis is down the entry is gone with it, or expires with this node's heartbeat if not.
+    const field = this.field(member);
     await this.call(() =>
-      this.cmd.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), room),
-    ).catch(() => {});
+      this.cmd.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), field, room),
+    ).catch(() => this.removeLater(room, [field]));
+  }
+
+  private removeLater(room: string, fields: string[]): void {
+    let pending = this.pendingRemovals.get(room);
+    if (!pending) this.pendingRemovals.set(room, (pending = new Set()));
+    for (const field of fields) pending.add(field);
   }
 
   async changePresence(room: string, changes: PresenceChanges): Promise<void> {
@@ -388,7 +400,10 @@ export class RedisEngine implements Engine {
         ...joinedArgs,
         ...leftFields,
       ),
-    );
+    ).catch((err: unknown) => {
+      this.removeLater(room, leftFields);
+      throw err;
+    });
     // Only now: restorePresence must not re-add entries Redis never accepted.
     for (const { member, username } of changes.joined) this.remember(room, member, username);
   }
@@ -433,9 +448,16 @@ export class RedisEngine implements Engine {
 
   /** After the command connection came back (Redis may have restarted empty): re-register. */
   private async restorePresence(): Promise<void> {
+    const removals = [...this.pendingRemovals];
+    this.pendingRemovals.clear();
     try {
       await this.beat();
       const pipeline = this.cmd.pipeline();
+      for (const [room, fields] of removals) {
+        for (const field of fields) {
+          pipeline.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), field, room);
+        }
+      }
       for (const [room, members] of this.local) {
         for (const [member, username] of members) {
           pipeline.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), username, room);
@@ -443,7 +465,8 @@ export class RedisEngine implements Engine {
       }
       await pipeline.exec();
     } catch (err) {
-      this.options.logger.warn({ err: describe(err) }, "could not restore presence; the next heartbeat retries");
+      for (const [room, fields] of removals) this.removeLater(room, [...fields]);
+      this.options.logger.warn({ err: describe(err) }, "could not restore presence; tried again when the connection is back");
     }
   }
 
