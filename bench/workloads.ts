@@ -1,14 +1,9 @@
 /** The named workloads of `roomcast bench --workload NAME`; every value can be overridden by its flag. */
-export interface Workload {
+import type { BenchOptions } from "./bench.js";
+
+export type Workload = Pick<BenchOptions, "rooms" | "clients" | "senders" | "rate" | "durationS" | "warmupS" | "joinWindowS"> & {
   description: string;
-  rooms: number;
-  clients: number;
-  senders: number;
-  rate: number;
-  durationS: number;
-  warmupS: number;
-  joinWindowS: number;
-}
+};
 
 export const WORKLOADS = {
   classroom: { description: "10 rooms × 100 clients, 5 senders per room at 2 msg/s", rooms: 10, clients: 100, senders: 5, rate: 2, durationS: 20, warmupS: 3, joinWindowS: 0 },
