@@ -100,6 +100,11 @@ export interface Engine {
   subscribe(room: string, listener: RoomListener): Promise<void>;
   /** Stops delivering the room's events to this process. */
   unsubscribe(room: string): Promise<void>;
+  /**
+   * The newest message id of a subscribed room that this process has passed to its listener (or
+   * that was in the history when the subscription began): a history read may be ahead of it.
+   */
+  delivered(room: string): string | undefined;
 
   /**
    * Without `since`: the newest `limit` messages, oldest first; `truncated` tells whether older

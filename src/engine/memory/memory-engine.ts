@@ -58,6 +58,11 @@ export class MemoryEngine implements Engine {
     return message;
   }
 
+  /** Publishing delivers at once: every stored message has been delivered. */
+  delivered(room: string): string | undefined {
+    return this.histories.get(room)?.at(-1)?.id;
+  }
+
   async publishNotice(room: string, event: RoomEvent, exceptMember?: string): Promise<void> {
     this.listeners.get(room)?.(event, exceptMember);
   }

@@ -256,6 +256,10 @@ export class RedisEngine implements Engine {
     }
   }
 
+  delivered(room: string): string | undefined {
+    return this.subs.get(room)?.lastId;
+  }
+
   async unsubscribe(room: string): Promise<void> {
     this.subs.delete(room);
     if (this.sub.status === "ready") await this.sub.unsubscribe(this.keys.channel(room)).catch(() => {});
