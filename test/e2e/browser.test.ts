@@ -154,6 +154,8 @@ describe("web client in Chromium", () => {
     assert.equal(new URL(page.url()).searchParams.get("room"), "tea", "the room is in the URL, to share");
     const chatOverflow = (await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")) as number;
     assert.ok(chatOverflow <= 0, `no sideways scrolling in the chat (${chatOverflow}px)`);
+    // who is online stays in view on a phone too
+    await page.locator("#online li", { hasText: "phone" }).waitFor({ state: "visible" });
   });
 
   it("does not yank a reader who scrolled up: a marker says there are new messages", async () => {
