@@ -38,6 +38,8 @@ export interface BenchReport {
   latencyMs: { p50: number; p95: number; p99: number; max: number };
   refusals: Record<string, number>;
   generatorCpuS: number;
+  /** The generator's CPU during the measured window, the same span as `serverCpuS`. */
+  generatorWindowCpuS: number;
   serverCpuS: number | undefined;
   serverProcesses: number;
   serverCpuUsPerDelivery: number | undefined;
@@ -176,7 +178,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCpuS: number | undefined): BenchReport {
   const latency = build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
   const refusals: Record<string, number> = {};
-  let sent = 0, expected = 0, received = 0, duplicated = 0, outOfOrder = 0, cpuMs = 0, clients = 0;
+  let sent = 0, expected = 0, received = 0, duplicated = 0, outOfOrder = 0, cpuMs = 0, windowCpuMs = 0, clients = 0;
   for (const r of results) {
     latency.add(decodeFromCompressedBase64(r.latency));
     sent += r.sent;
@@ -185,6 +187,7 @@ function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCp
     duplicated += r.duplicated;
     outOfOrder += r.outOfOrder;
     cpuMs += r.cpuMs;
+    windowCpuMs += r.windowCpuMs;
     clients += r.clients;
     for (const [code, n] of Object.entries(r.refusals)) refusals[code] = (refusals[code] ?? 0) + n;
   }
@@ -205,6 +208,7 @@ function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCp
     latencyMs: { p50: ms(50), p95: ms(95), p99: ms(99), max: Math.round(latency.maxValue / 10) / 100 },
     refusals,
     generatorCpuS: cpuMs / 1000,
+    generatorWindowCpuS: windowCpuMs / 1000,
     serverCpuS,
     serverProcesses,
     serverCpuUsPerDelivery: serverCpuS === undefined || received === 0 ? undefined : (serverCpuS * 1e6) / received,
@@ -223,7 +227,7 @@ export function formatReport(r: BenchReport, title: string): string {
     `  lost / dup / order    ${r.lost} lost, ${r.duplicated} duplicated, ${r.outOfOrder} out of order`,
     `  latency               p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms`,
     `  refusals              ${refusals}`,
-    `  generator CPU         ${r.generatorCpuS.toFixed(2)} s`,
+    `  generator CPU         ${r.generatorWindowCpuS.toFixed(2)} s in the measured window (${r.generatorCpuS.toFixed(2)} s in all)`,
     r.serverCpuS === undefined
       ? `  server CPU            unknown (a server has no /metrics)`
       : `  server CPU            ${r.serverCpuS.toFixed(2)} s over ${r.serverProcesses} process(es): ${r.serverCpuUsPerDelivery === undefined ? "no deliveries to divide by" : `${r.serverCpuUsPerDelivery.toFixed(2)} µs per delivered message`}`,

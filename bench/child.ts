@@ -18,3 +18,5 @@ process.on("message", (m: { type: "join"; plan: SharePlan } | { type: "run"; tim
   }
 });
 process.on("disconnect", () => process.exit(0));
+// Stopped by the coordinator: exit normally (so that `node --cpu-prof` can write its profile).
+process.on("SIGTERM", () => process.exit(0));

@@ -4,7 +4,8 @@
  * order per sender, with its latency from the send timestamp the message carries.
  *
  * A message's text is `<phase>.<sender>.<seq>.<sent at, µs since the epoch>`: phase `w` (warm-up,
- * not counted) or `m` (measured). Senders are numbered across all processes, so a text is unique.
+ * not counted) or `m` (measured), seq counting each phase's messages from 0. Senders are numbered
+ * across all processes, so a text is unique.
  */
 import { build, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
 import { createClient, type BenchClient } from "./clients.js";
@@ -43,7 +44,10 @@ export interface ShareResult {
   refusals: Record<string, number>;
   /** hdr histogram of latencies in µs, compressed base64. */
   latency: string;
+  /** This process's CPU over its whole life: connecting, warm-up, window, drain. */
   cpuMs: number;
+  /** This process's CPU during the measured window only: what compares with the servers'. */
+  windowCpuMs: number;
 }
 
 export interface Progress {
@@ -53,11 +57,20 @@ export interface Progress {
   p99us: number;
 }
 
+/**
+ * The measured messages of one sender, as one member received them: the highest seq, and the
+ * lower seqs not received yet. A seq at or below `last` is late (out of order) if it was missing,
+ * else a duplicate. O(1) per message and memory for the gaps only, not for every message seen.
+ */
+interface SenderTrack {
+  last: number;
+  missing: Set<number>;
+}
+
 interface Member {
   client: BenchClient;
-  /** sender → highest seq seen; and the seqs seen (for duplicates). */
-  last: Map<number, number>;
-  seen: Map<number, Set<number>>;
+  /** What arrived from each sender (by sender id). */
+  senders: Map<number, SenderTrack>;
   room: number;
 }
 
@@ -77,6 +90,7 @@ export class Share {
   /** When the last chat message arrived (Date.now()). */
   private lastDelivery = 0;
   private readonly cpuStart = process.cpuUsage();
+  private windowCpuMs = 0;
 
   constructor(private readonly plan: SharePlan) {}
 
@@ -93,7 +107,7 @@ export class Share {
       for (let i = 0; i < room.clients; i++) {
         const url = this.plan.urls[k++ % this.plan.urls.length]!;
         jobs.push(async () => {
-          const member: Member = { client: undefined as unknown as BenchClient, last: new Map(), seen: new Map(), room: roomIndex };
+          const member: Member = { client: undefined as unknown as BenchClient, senders: new Map(), room: roomIndex };
           member.client = createClient(this.plan.transport, url, room.name, { said: (text) => this.count(member, text) });
           await member.client.join(`u${roomIndex}-${i}`);
           this.members.push(member);
@@ -119,21 +133,24 @@ export class Share {
   private count(member: Member, text: string): void {
     this.lastDelivery = Date.now();
     if (text.charCodeAt(0) !== 109 /* m */) return;
-    const [, senderText, seqText, sentText] = text.split(".");
-    const sender = Number(senderText);
-    const seq = Number(seqText);
-    let seen = member.seen.get(sender);
-    if (!seen) member.seen.set(sender, (seen = new Set()));
-    if (seen.has(seq)) {
+    // m.<sender>.<seq>.<sent µs>, parsed without splitting into an array
+    const dot1 = text.indexOf(".", 2);
+    const dot2 = text.indexOf(".", dot1 + 1);
+    const sender = Number(text.slice(2, dot1));
+    const seq = Number(text.slice(dot1 + 1, dot2));
+    let track = member.senders.get(sender);
+    if (!track) member.senders.set(sender, (track = { last: -1, missing: new Set() }));
+    if (seq > track.last) {
+      for (let q = track.last + 1; q < seq; q++) track.missing.add(q);
+      track.last = seq;
+    } else if (track.missing.delete(seq)) {
+      this.outOfOrder++;
+    } else {
       this.duplicated++;
       return;
     }
-    seen.add(seq);
-    const last = member.last.get(sender) ?? -1;
-    if (seq < last) this.outOfOrder++;
-    else member.last.set(sender, seq);
     this.received++;
-    this.latency.recordValue(Math.max(1, nowUs() - Number(sentText)));
+    this.latency.recordValue(Math.max(1, nowUs() - Number(text.slice(dot2 + 1))));
   }
 
   /**
@@ -147,27 +164,30 @@ export class Share {
     const measureFrom = times.start + times.warmupMs;
     const end = measureFrom + times.durationMs;
     this.sending = true;
-    const senders: { member: Member; id: number; seq: number; due: number }[] = [];
+    /** `seq` numbers a sender's warm-up messages, `mseq` its measured ones, each from 0. */
+    const senders: { member: Member; id: number; seq: number; mseq: number; due: number }[] = [];
     const byRoom = new Map<number, Member[]>();
     for (const m of this.members) byRoom.set(m.room, [...(byRoom.get(m.room) ?? []), m]);
     this.plan.rooms.forEach((room, roomIndex) => {
       const members = byRoom.get(roomIndex) ?? [];
       for (let s = 0; s < Math.min(room.senders, members.length); s++) {
         // Start each sender at its own offset within one period, so sends do not come in bursts.
-        senders.push({ member: members[s]!, id: room.firstSender + s, seq: 0, due: times.start + Math.random() * (1000 / this.plan.rate) });
+        senders.push({ member: members[s]!, id: room.firstSender + s, seq: 0, mseq: 0, due: times.start + Math.random() * (1000 / this.plan.rate) });
       }
     });
     const roomSize = (m: Member) => this.plan.rooms[m.room]?.members ?? 0;
     const period = 1000 / this.plan.rate;
     const pending = new Set<Promise<void>>();
+    let windowCpu: NodeJS.CpuUsage | undefined;
     while (this.sending) {
       const now = Date.now();
+      if (now >= measureFrom && !windowCpu) windowCpu = process.cpuUsage();
       if (now >= end) break;
       for (const s of senders) {
         while (s.due <= now) {
           s.due += period;
           const measured = s.due - period >= measureFrom;
-          const text = `${measured ? "m" : "w"}.${s.id}.${s.seq++}.${nowUs()}`;
+          const text = measured ? `m.${s.id}.${s.mseq++}.${nowUs()}` : `w.${s.id}.${s.seq++}.${nowUs()}`;
           const p = s.member.client.say(text).then((refusal) => {
             if (refusal !== undefined) {
               this.refusals[refusal] = (this.refusals[refusal] ?? 0) + 1;
@@ -181,6 +201,10 @@ export class Share {
         }
       }
       await new Promise((r) => setTimeout(r, 5));
+    }
+    if (windowCpu) {
+      const used = process.cpuUsage(windowCpu);
+      this.windowCpuMs = (used.user + used.system) / 1000;
     }
     await Promise.all(pending);
     const drainEnd = Date.now() + drainMs;
@@ -202,6 +226,7 @@ export class Share {
       refusals: this.refusals,
       latency: encode(this.latency),
       cpuMs: (cpu.user + cpu.system) / 1000,
+      windowCpuMs: this.windowCpuMs,
     };
   }
 

@@ -147,5 +147,6 @@ describe("roomcast bench counting", () => {
     assert.ok(r.serverCpuS !== undefined && r.serverCpuS > 0);
     assert.ok(r.serverCpuUsPerDelivery !== undefined && r.serverCpuUsPerDelivery > 0);
     assert.ok(r.latencyMs.p50 > 0 && r.latencyMs.p50 <= r.latencyMs.p99);
+    assert.ok(r.generatorWindowCpuS > 0 && r.generatorWindowCpuS < r.generatorCpuS, "the window's CPU is a part of the whole");
   });
 });
