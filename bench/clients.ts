@@ -3,7 +3,7 @@
  * framing itself and parses only what it counts (no JSON.parse, no event emitter per frame), so that
  * the generator costs less than the servers it measures. Over long-polling, socket.io-client.
  */
-import WebSocket from "ws";
+import { LeanWebSocket } from "./lean-websocket.js";
 import { io, type Socket } from "socket.io-client";
 
 export interface BenchClientHandlers {
@@ -28,20 +28,12 @@ export function createClient(
   return transport === "websocket" ? new RawClient(url, room, handlers) : new PollingClient(url, room, handlers);
 }
 
-const TEXT_MARK = '"text":"';
-const SAY_MARK = '42["message",{"event":"broadcast_say"';
-const SAY_BYTES = Buffer.from(SAY_MARK);
-
-/** Pulls the text out of a broadcast_say frame; the bench's texts have no characters JSON escapes. */
-function textOf(frame: string): string | undefined {
-  const start = frame.indexOf(TEXT_MARK);
-  if (start < 0) return undefined;
-  const from = start + TEXT_MARK.length;
-  return frame.slice(from, frame.indexOf('"', from));
-}
+/** A chat message frame starts with SAY_BYTES; its text follows TEXT_BYTES (the bench's texts need no JSON escapes). */
+const SAY_BYTES = Buffer.from('42["message",{"event":"broadcast_say"');
+const TEXT_BYTES = Buffer.from('"text":"');
 
 class RawClient implements BenchClient {
-  private ws: WebSocket | undefined;
+  private ws: LeanWebSocket | undefined;
   private nextAck = 0;
   private readonly acks = new Map<number, (answer: string) => void>();
 
@@ -55,24 +47,31 @@ class RawClient implements BenchClient {
     const u = new URL(this.url);
     const wsUrl = `${u.protocol === "https:" ? "wss" : "ws"}://${u.host}/socket.io/?EIO=4&transport=websocket&roomid=${encodeURIComponent(this.room)}`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
-      this.ws = ws;
-      ws.on("error", reject);
-      ws.on("close", () => {
-        for (const ack of this.acks.values()) ack('[{"ok":false,"error":{"code":"CLOSED"}}]');
-        this.acks.clear();
+      const ws = new LeanWebSocket(wsUrl, {
+        close: () => {
+          for (const ack of this.acks.values()) ack('[{"ok":false,"error":{"code":"CLOSED"}}]');
+          this.acks.clear();
+          reject(new Error("connection closed before the join was answered"));
+        },
+        message: (data) => onMessage(data),
       });
-      ws.on("message", (data: Buffer) => {
-        // Notices (join, presence, presence_diff, typing) are most of what a join storm sends:
-        // skip them on their bytes, without decoding the frame into a string.
-        if (data[0] === 52 && data[1] === 50 && !data.subarray(0, SAY_BYTES.length).equals(SAY_BYTES)) return;
+      this.ws = ws;
+      ws.opened.catch(reject);
+      const onMessage = (data: Buffer) => {
+        if (data[0] === 52 && data[1] === 50) {
+          // "42": an event. Chat messages are read on their bytes, without decoding the frame;
+          // notices (join, presence, presence_diff, typing: most of a join storm) are skipped.
+          if (SAY_BYTES.compare(data, 0, SAY_BYTES.length) !== 0) return;
+          const start = data.indexOf(TEXT_BYTES, SAY_BYTES.length);
+          if (start < 0) return;
+          const from = start + TEXT_BYTES.length;
+          this.handlers.said(data.toString("latin1", from, data.indexOf(34 /* " */, from)));
+          return;
+        }
         const frame = data.toString();
         const type = frame.charCodeAt(0);
         if (type === 52 /* 4: message */) {
-          if (frame.startsWith(SAY_MARK)) {
-            const text = textOf(frame);
-            if (text !== undefined) this.handlers.said(text);
-          } else if (frame.charCodeAt(1) === 51 /* 3: ack */) {
+          if (frame.charCodeAt(1) === 51 /* 3: ack */) {
             const bracket = frame.indexOf("[");
             const id = Number(frame.slice(2, bracket));
             const ack = this.acks.get(id);
@@ -90,7 +89,7 @@ class RawClient implements BenchClient {
         } else if (type === 48 /* 0: open */) {
           ws.send("40");
         }
-      });
+      };
     });
   }
 
@@ -109,7 +108,7 @@ class RawClient implements BenchClient {
   }
 
   close(): void {
-    this.ws?.terminate();
+    this.ws?.close();
   }
 }
 
