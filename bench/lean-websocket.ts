@@ -3,10 +3,11 @@
  * read straight from the TCP socket's chunks and handed on as Buffers, and small masked text
  * frames sent. No extensions, no fragmented messages (Socket.IO's server sends neither).
  *
- * Written by hand because the generator must cost less than the servers it measures: with `ws`,
- * whose receiver is a Writable stream per connection, the generator's CPU in the measured window
- * matched the two servers' own (classroom at 8 msg/s: 4.0–4.2 s against 4.5–4.8 s; big-room:
- * 2.1 s against 1.9 s); see BENCHMARKS.md for what this one costs.
+ * Written by hand because the generator must cost less than the servers it measures. With `ws`
+ * (a Writable stream per connection behind each socket) the generator's CPU in the measured window
+ * was 0.9× the two servers' own on classroom at 8 msg/s (4.0–4.2 s against 4.5–4.8 s) and 1.1×
+ * on big-room (2.1 s against 1.9 s); with this client, 0.8× (3.2 s against 4.0–4.1 s) and 0.95×
+ * (1.9 s against 2.0–2.1 s). Measured with `roomcast bench --procs 2` against a 2-worker cluster.
  */
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
