@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     await stop(redisProc);
   }
 
-  const rows: { workload: string; system: System; deliveredPerS: number; ratio: number; p50: number; p99: number; usPerDelivery: number; joinS: number; lost: number; dup: number; ooo: number }[] = [];
+  const rows: { workload: string; system: System; deliveredPerS: number; ratio: number; p50: number; p99: number; usPerDelivery: number; serverCpuS: number; generatorCpuS: number; joinS: number; lost: number; dup: number; ooo: number }[] = [];
   for (const [workload, bySystem] of Object.entries(results)) {
     for (const system of SYSTEMS) {
       const rs = bySystem[system] ?? [];
@@ -162,6 +162,8 @@ async function main(): Promise<void> {
         p50: median(rs.map((r) => r.latencyMs.p50)),
         p99: median(rs.map((r) => r.latencyMs.p99)),
         usPerDelivery: median(rs.map((r) => r.serverCpuUsPerDelivery ?? NaN)),
+        serverCpuS: median(rs.map((r) => r.serverCpuS ?? NaN)),
+        generatorCpuS: median(rs.map((r) => r.generatorWindowCpuS)),
         joinS: median(rs.map((r) => r.joinS)),
         lost: rs.reduce((n, r) => n + r.lost, 0),
         dup: rs.reduce((n, r) => n + r.duplicated, 0),
@@ -174,9 +176,13 @@ async function main(): Promise<void> {
   writeFileSync(here("../../bench/results/peers.json"), `${JSON.stringify({ machine, rows, results }, null, 2)}\n`);
   writeFileSync(here("../../bench/results/peers.svg"), renderChart(rows));
 
-  const table = ["| workload | system | delivered/s | ratio | p50 ms | p99 ms | server µs/delivery | join s | lost / dup / out of order (all runs) |", "|---|---|---|---|---|---|---|---|---|"];
+  const table = [
+    "| workload | system | delivered/s | ratio | p50 ms | p99 ms | server µs/delivery | server / generator CPU s | join s | lost / dup / out of order (all runs) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  const s2 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(2));
   for (const r of rows) {
-    table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${Number.isNaN(r.usPerDelivery) ? "–" : r.usPerDelivery.toFixed(2)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
+    table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${s2(r.usPerDelivery)} | ${s2(r.serverCpuS)} / ${s2(r.generatorCpuS)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
   }
   process.stdout.write(`${JSON.stringify(machine)}\n\n${table.join("\n")}\n`);
 }
