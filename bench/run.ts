@@ -87,8 +87,6 @@ export class Share {
   private readonly refusals: Record<string, number> = {};
   private joinMs = 0;
   private sending = false;
-  /** When the last chat message arrived (Date.now()). */
-  private lastDelivery = 0;
   private readonly cpuStart = process.cpuUsage();
   private windowCpuMs = 0;
 
@@ -131,7 +129,6 @@ export class Share {
   }
 
   private count(member: Member, text: string): void {
-    this.lastDelivery = Date.now();
     if (text.charCodeAt(0) !== 109 /* m */) return;
     // m.<sender>.<seq>.<sent µs>, parsed without splitting into an array
     const dot1 = text.indexOf(".", 2);
@@ -207,9 +204,17 @@ export class Share {
       this.windowCpuMs = (used.user + used.system) / 1000;
     }
     await Promise.all(pending);
+    // Quiet: the counts have not moved for quietMs (read from them, not stamped on every delivery).
     const drainEnd = Date.now() + drainMs;
-    this.lastDelivery = Math.max(this.lastDelivery, Date.now());
-    while (Date.now() < drainEnd && Date.now() - this.lastDelivery < quietMs) await new Promise((r) => setTimeout(r, 20));
+    let counted = this.received + this.duplicated;
+    let quietSince = Date.now();
+    while (Date.now() < drainEnd && Date.now() - quietSince < quietMs) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (this.received + this.duplicated !== counted) {
+        counted = this.received + this.duplicated;
+        quietSince = Date.now();
+      }
+    }
     return this.result();
   }
 

@@ -88,6 +88,9 @@ export interface PresenceUser {
   connections: number;
 }
 
+/** The order of `presence` lists: by username. */
+export const byUsername = (a: PresenceUser, b: PresenceUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
+
 /**
  * In big rooms (see `--big-room`), the joins and quits of the last ~100 ms on one process, as one
  * event instead of a `join` or `broadcast_quit` each: a username once per connection that joined

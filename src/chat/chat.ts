@@ -176,15 +176,14 @@ export class Chat {
     const room = this.rooms.get(member.room);
     room?.members.delete(member.id);
     if (room && this.isBig(room)) {
-      // Redis is down: the entry goes with this node's heartbeat; members see it in their next presence
+      // the quit goes out in the room's next presence_diff; failed (Redis down): retried by the engine
       await this.batchPresence(member.room, room, { left: member.id }).catch(() => {});
-      this.release(member.room, room);
-      return;
+    } else {
+      await this.engine.removePresence(member.room, member.id);
+      await this.engine
+        .publishNotice(member.room, { event: "broadcast_quit", data: { username: member.username, ts: Date.now() } })
+        .catch(() => {}); // Redis is down: its members' sockets see the quit in the presence they get next
     }
-    await this.engine.removePresence(member.room, member.id);
-    await this.engine
-      .publishNotice(member.room, { event: "broadcast_quit", data: { username: member.username, ts: Date.now() } })
-      .catch(() => {}); // Redis is down: its members' sockets see the quit in the presence they get next
     if (room) this.release(member.room, room);
   }
 

@@ -5,7 +5,7 @@
  * Two implementations pass the same contract suite (test/engine/contract.ts): `memory/` for one
  * process and `redis/` for any number of processes on any number of machines sharing one Redis.
  */
-import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../protocol.js";
+import { byUsername, type ChatMessage, type HistoryData, type PresenceUser, type RoomEvent } from "../protocol.js";
 
 /** A room's presence at one point of its presence changes. */
 export interface PresenceSnapshot {
@@ -149,5 +149,5 @@ export function countUsers(usernames: Iterable<string>): PresenceUser[] {
   for (const name of usernames) counts.set(name, (counts.get(name) ?? 0) + 1);
   return [...counts]
     .map(([username, connections]) => ({ username, connections }))
-    .sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
+    .sort(byUsername);
 }

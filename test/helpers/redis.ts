@@ -1,5 +1,6 @@
 /** A private redis-server on a free port of 127.0.0.1, for one test file. */
 import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, startChild, type Child } from "./processes.js";
@@ -20,34 +21,26 @@ export async function startRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), "roomcast-redis-"));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   let child: Child | undefined;
+  /** Sends one inline command; resolves with the first reply chunk, or "" when nobody answers. */
   const send = (command: string) =>
-    import("node:net").then(
-      ({ createConnection }) =>
-        new Promise<string>((resolve) => {
-          const socket = createConnection({ port, host: "127.0.0.1" }, () => socket.write(`${command}\r\n`));
-          socket.once("data", (d) => {
-            socket.destroy();
-            resolve(d.toString());
-          });
-          socket.once("error", () => resolve(""));
-          socket.once("close", () => resolve(""));
-        }),
-    );
+    new Promise<string>((resolve) => {
+      const socket = createConnection({ port, host: "127.0.0.1" }, () => socket.write(`${command}\r\n`));
+      socket.once("data", (d) => {
+        socket.destroy();
+        resolve(d.toString());
+      });
+      socket.once("error", () => resolve(""));
+      socket.once("close", () => resolve(""));
+    });
   const start = async () => {
     child = startChild("redis-server", [
       "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
       "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning", "--logfile", "",
     ]);
     // With --loglevel warning nothing is printed on start: wait until it answers instead.
-    const { createConnection } = await import("node:net");
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const socket = createConnection({ port, host: "127.0.0.1" }, () => socket.write("PING\r\n"));
-        socket.once("data", (d) => { socket.destroy(); resolve(d.toString().startsWith("+PONG")); });
-        socket.once("error", () => resolve(false));
-      });
-      if (ok) return;
+      if ((await send("PING")).startsWith("+PONG")) return;
       if (Date.now() > deadline) throw new Error(`redis-server did not start on ${port}:\n${child.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -4,7 +4,7 @@
  * nothing is shown twice (messages are also de-duplicated by id).
  */
 import { io, type Socket } from "socket.io-client";
-import type { Ack, ChatMessage, ErrorCode, PresenceUser, ServerMessage } from "../../src/protocol.js";
+import { byUsername, type Ack, type ChatMessage, type ErrorCode, type PresenceUser, type ServerMessage } from "../../src/protocol.js";
 import { compareIds } from "../../src/chat/ids.js";
 
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline";
@@ -90,8 +90,7 @@ export class ChatClient {
         this.refreshPresence();
         break;
       case "presence":
-        this.online = new Map();
-        this.presenceVersion = -1;
+        this.presenceVersion = -1; // the join's own snapshot: always taken
         this.setPresence(m.data.users, m.data.version ?? 0);
         break;
       case "presence_diff":
@@ -139,7 +138,7 @@ export class ChatClient {
       else for (const name of names) this.on.notice(kind, name, ts);
     }
     const users = [...this.online].map(([username, connections]) => ({ username, connections }));
-    this.on.presence(users.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0)));
+    this.on.presence(users.sort(byUsername));
   }
 
   /** Joins and quits change who is online: ask again, once for a burst of them. */

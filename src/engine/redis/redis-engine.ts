@@ -202,7 +202,7 @@ export class RedisEngine implements Engine {
       const pipeline = this.cmd.pipeline();
       for (const [room, members] of this.local) {
         for (const member of members.keys()) {
-          pipeline.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), room);
+          pipeline.rcPresenceRemove(...this.presenceKeys(room), this.field(member), room);
         }
       }
       pipeline.rcNodeRemove(this.keys.nodes, this.keys.connections, this.nodeId);
@@ -354,7 +354,7 @@ export class RedisEngine implements Engine {
     this.remember(room, member, username);
     try {
       await this.call(() =>
-        this.cmd.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), username, room),
+        this.cmd.rcPresenceAdd(...this.presenceKeys(room), this.field(member), username, room),
       );
     } catch (err) {
       this.forgetLocal(room, member);
@@ -366,7 +366,7 @@ export class RedisEngine implements Engine {
     this.forgetLocal(room, member);
     const field = this.field(member);
     await this.call(() =>
-      this.cmd.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), field, room),
+      this.cmd.rcPresenceRemove(...this.presenceKeys(room), field, room),
     ).catch(() => this.removeLater(room, [field]));
   }
 
@@ -393,9 +393,7 @@ export class RedisEngine implements Engine {
     const head = `{"event":"presence_diff","data":{"joined":${JSON.stringify(joined)},"left":${JSON.stringify(left)},"ts":${changes.ts},"version":`;
     await this.call(() =>
       this.cmd.rcPresenceChange(
-        this.keys.presence(room),
-        this.keys.rooms,
-        this.keys.presenceVersion(room),
+        ...this.presenceKeys(room),
         room,
         this.keys.channel(room),
         head,
@@ -418,7 +416,7 @@ export class RedisEngine implements Engine {
 
   async presenceSnapshot(room: string): Promise<PresenceSnapshot> {
     const [version, names] = await this.call(() =>
-      this.cmd.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, this.keys.presenceVersion(room), room),
+      this.cmd.rcPresenceList(...this.presenceListKeys(room), room),
     );
     return { users: countUsers(names), version };
   }
@@ -427,7 +425,7 @@ export class RedisEngine implements Engine {
     const rooms = await this.call(() => this.cmd.smembers(this.keys.rooms));
     const pipeline = this.cmd.pipeline();
     for (const room of rooms) {
-      pipeline.rcPresenceList(this.keys.presence(room), this.keys.nodes, this.keys.rooms, this.keys.presenceVersion(room), room);
+      pipeline.rcPresenceList(...this.presenceListKeys(room), room);
     }
     const replies = (await this.call(() => pipeline.exec())) ?? [];
     const out: RoomSummary[] = [];
@@ -459,12 +457,12 @@ export class RedisEngine implements Engine {
       const pipeline = this.cmd.pipeline();
       for (const [room, fields] of removals) {
         for (const field of fields) {
-          pipeline.rcPresenceRemove(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), field, room);
+          pipeline.rcPresenceRemove(...this.presenceKeys(room), field, room);
         }
       }
       for (const [room, members] of this.local) {
         for (const [member, username] of members) {
-          pipeline.rcPresenceAdd(this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room), this.field(member), username, room);
+          pipeline.rcPresenceAdd(...this.presenceKeys(room), this.field(member), username, room);
         }
       }
       await pipeline.exec();
@@ -472,6 +470,16 @@ export class RedisEngine implements Engine {
       for (const [room, fields] of removals) this.removeLater(room, [...fields]);
       this.options.logger.warn({ err: describe(err) }, "could not restore presence; tried again when the connection is back");
     }
+  }
+
+  /** KEYS of PRESENCE_ADD, PRESENCE_REMOVE and PRESENCE_CHANGE. */
+  private presenceKeys(room: string): [hash: string, rooms: string, version: string] {
+    return [this.keys.presence(room), this.keys.rooms, this.keys.presenceVersion(room)];
+  }
+
+  /** KEYS of PRESENCE_LIST. */
+  private presenceListKeys(room: string): [hash: string, nodes: string, rooms: string, version: string] {
+    return [this.keys.presence(room), this.keys.nodes, this.keys.rooms, this.keys.presenceVersion(room)];
   }
 
   private field(member: string): string {
