@@ -14,22 +14,30 @@ import { renderChart } from "./chart.js";
 
 const ROUNDS = Number(process.env["ROUNDS"] ?? 3);
 const DURATION_S = Number(process.env["DURATION"] ?? 5);
+/** ROOMCAST_ARGS="--coalesce 10": more options for roomcast's cluster (to measure a setting against the peers). */
+const ROOMCAST_ARGS = (process.env["ROOMCAST_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here("../src/cli/main.js");
 
 type System = "roomcast" | "official" | "article" | "floor";
-const SYSTEMS: System[] = ["roomcast", "official", "article", "floor"];
+const ALL_SYSTEMS: System[] = ["roomcast", "official", "article", "floor"];
+/** SYSTEMS=roomcast,official runs only those (for a quicker comparison while working on one). */
+const SYSTEMS = process.env["SYSTEMS"] ? ALL_SYSTEMS.filter((s) => process.env["SYSTEMS"]!.split(",").includes(s)) : ALL_SYSTEMS;
 
 interface Workload {
   name: string;
   options: Partial<BenchOptions>;
 }
-const WORKLOADS: Workload[] = [
+const ALL_WORKLOADS: Workload[] = [
   { name: "classroom 8/s (40k deliveries/s)", options: { rooms: 10, clients: 100, senders: 5, rate: 8 } },
   { name: "classroom 32/s (160k offered)", options: { rooms: 10, clients: 100, senders: 5, rate: 32 } },
   { name: "big-room (20k deliveries/s)", options: { rooms: 1, clients: 2000, senders: 1, rate: 10 } },
   { name: "join-storm (3000 clients within 5 s)", options: { rooms: 1, clients: 3000, senders: 0, rate: 1, durationS: 0.5, warmupS: 0, joinWindowS: 5 } },
 ];
+/** WORKLOADS=classroom,big-room runs only the workloads whose names start with one of these. */
+const WORKLOADS = process.env["WORKLOADS"]
+  ? ALL_WORKLOADS.filter((w) => process.env["WORKLOADS"]!.split(",").some((prefix) => w.name.startsWith(prefix)))
+  : ALL_WORKLOADS;
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -86,7 +94,7 @@ async function startSystem(system: System, redis: string, base: number): Promise
   switch (system) {
     case "roomcast":
       return {
-        child: await start(process.execPath, [CLI, "cluster", "--redis", redis, "--workers", "2", "--port-base", String(base), "--host", "127.0.0.1", "--rate-limit", "100000", "--rate-burst", "100000"], /cluster ready/),
+        child: await start(process.execPath, [CLI, "cluster", "--redis", redis, "--workers", "2", "--port-base", String(base), "--host", "127.0.0.1", "--rate-limit", "100000", "--rate-burst", "100000", ...ROOMCAST_ARGS], /cluster ready/),
         urls: urls2,
       };
     case "official":
@@ -172,9 +180,13 @@ async function main(): Promise<void> {
     }
   }
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? "unknown", node: process.version, rounds: ROUNDS, durationS: DURATION_S, date: new Date().toISOString() };
-  mkdirSync(here("../../bench/results"), { recursive: true });
-  writeFileSync(here("../../bench/results/peers.json"), `${JSON.stringify({ machine, rows, results }, null, 2)}\n`);
-  writeFileSync(here("../../bench/results/peers.svg"), renderChart(rows));
+  if (SYSTEMS.length === ALL_SYSTEMS.length && WORKLOADS.length === ALL_WORKLOADS.length) {
+    mkdirSync(here("../../bench/results"), { recursive: true });
+    writeFileSync(here("../../bench/results/peers.json"), `${JSON.stringify({ machine, rows, results }, null, 2)}\n`);
+    writeFileSync(here("../../bench/results/peers.svg"), renderChart(rows));
+  } else {
+    process.stderr.write("a part of the comparison (SYSTEMS or WORKLOADS): bench/results is left as it was\n");
+  }
 
   const table = [
     "| workload | system | delivered/s | ratio | p50 ms | p99 ms | server µs/delivery | server / generator CPU s | join s | lost / dup / out of order (all runs) |",

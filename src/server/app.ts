@@ -62,7 +62,7 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     maxHttpBufferSize: config.maxPayload,
     serveClient: true,
   });
-  const chat = new Chat(engine, socketSink(io, metrics), {
+  const chat = new Chat(engine, socketSink(io, metrics, config.coalesce), {
     historyOnJoin: config.historyOnJoin,
     bigRoom: config.bigRoom,
     presenceBatchMs: config.presenceBatch,

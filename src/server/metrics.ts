@@ -14,6 +14,11 @@ export function createMetrics() {
     rooms: new Gauge({ name: "roomcast_rooms", help: "Rooms with members on this process", registers: [registry] }),
     received: new Counter({ name: "roomcast_messages_received_total", help: "Chat messages accepted from this process's clients", registers: [registry] }),
     delivered: new Counter({ name: "roomcast_messages_delivered_total", help: "Chat messages written to this process's clients (one per recipient)", registers: [registry] }),
+    fanoutWrites: new Counter({
+      name: "roomcast_fanout_writes_total",
+      help: "Writes of room events to this process's members: one per member per turn of the event loop, however many events arrived in it",
+      registers: [registry],
+    }),
     refusals: new Counter({ name: "roomcast_refusals_total", help: "Client events refused, by error code", labelNames: ["code"] as const, registers: [registry] }),
     redisUp: new Gauge({ name: "roomcast_redis_up", help: "1 when this process reaches its Redis (always 1 in memory mode)", registers: [registry] }),
   };

@@ -26,24 +26,17 @@ import {
   type WireError,
 } from "../protocol.js";
 import type { ServeConfig } from "../config.js";
+import { Fanout, ioRoom } from "./fanout.js";
 import type { Metrics } from "./metrics.js";
 import type { z } from "zod";
 
-/**
- * Socket.IO room of a chat room. Prefixed, because every socket is also in a Socket.IO room named
- * after its own id: a chat room named like somebody's socket id must not reach that socket.
- */
-const ioRoom = (room: string) => `room:${room}`;
-
-/** The chat's way to the connections: Socket.IO rooms, so a broadcast is encoded once per process. */
-export function socketSink(io: Server, metrics: Metrics): MemberSink {
+/** The chat's way to the connections: room events through the Fanout, the rest through Socket.IO. */
+export function socketSink(io: Server, metrics: Metrics, coalesceMs: number): MemberSink {
   const sockets = io.of("/").sockets;
-  const rooms = io.of("/").adapter.rooms;
+  const fanout = new Fanout(io, metrics, coalesceMs);
   return {
     broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
-      const target = exceptMember === undefined ? io.to(ioRoom(room)) : io.to(ioRoom(room)).except(exceptMember);
-      target.emit(SERVER_EVENT, event);
-      if (event.event === "broadcast_say") metrics.delivered.inc(rooms.get(ioRoom(room))?.size ?? 0);
+      fanout.broadcast(room, event, exceptMember);
     },
     send(member: string, message: ServerMessage): void {
       sockets.get(member)?.emit(SERVER_EVENT, message);
@@ -51,7 +44,12 @@ export function socketSink(io: Server, metrics: Metrics): MemberSink {
       else if (message.event === "history") metrics.delivered.inc(message.data.messages.length);
     },
     enter(member: string, room: string): void {
+      // what is still waiting for the room was sent to the member while it joined
+      fanout.flush(room);
       void sockets.get(member)?.join(ioRoom(room));
+    },
+    release(room: string): void {
+      fanout.forget(room);
     },
   };
 }
