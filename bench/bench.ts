@@ -121,7 +121,7 @@ async function serverCpu(urls: string[]): Promise<number | undefined> {
   let total = 0;
   for (const url of new Set(urls)) {
     try {
-      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(15_000) });
       if (!res.ok) return undefined;
       const text = await res.text();
       const match = /^process_cpu_seconds_total(?:\{[^}]*\})? ([\d.e+-]+)/m.exec(text);
