@@ -18,10 +18,11 @@ export function renderChart(rows: ChartRow[]): string {
   const all = [...new Set(rows.map((r) => r.workload))];
   const delivering = all.filter((w) => rows.some((r) => r.workload === w && r.deliveredPerS > 0));
   const systems = [...new Set(rows.map((r) => r.system))];
-  const panels: [string, (r: ChartRow) => number, string, string[]][] = [
+  // [title, value, unit, workloads, log scale]: p99 spans milliseconds to seconds across systems
+  const panels: [string, (r: ChartRow) => number, string, string[], boolean?][] = [
     ["deliveries per second (higher is better; all deliver what is offered)", (r) => r.deliveredPerS, "/s", delivering],
     ["server CPU µs per delivered message (lower is better)", (r) => r.usPerDelivery, "µs", delivering],
-    ["p99 latency, ms (lower is better)", (r) => r.p99, "ms", delivering],
+    ["p99 latency, ms, log scale (lower is better)", (r) => r.p99, "ms", delivering, true],
     ["seconds until every client has joined (lower is better)", (r) => r.joinS, "s", all],
   ];
   const groupW = 200, barW = 36, panelH = 220, top = 50, left = 40;
@@ -29,7 +30,7 @@ export function renderChart(rows: ChartRow[]): string {
   const height = top + panels.length * (panelH + 60) + 30;
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`];
   systems.forEach((s, i) => out.push(`<rect x="${left + i * 110}" y="12" width="12" height="12" fill="${COLORS[s] ?? "#999"}"/><text x="${left + i * 110 + 16}" y="22">${esc(s)}</text>`));
-  panels.forEach(([title, value, unit, workloads], p) => {
+  panels.forEach(([title, value, unit, workloads, log], p) => {
     const y0 = top + p * (panelH + 60);
     const max = Math.max(...rows.filter((r) => workloads.includes(r.workload)).map(value).filter((v) => Number.isFinite(v)), 1);
     out.push(`<text x="${left}" y="${y0 + 12}" font-weight="bold">${esc(title)}</text>`);
@@ -38,7 +39,7 @@ export function renderChart(rows: ChartRow[]): string {
       systems.forEach((s, i) => {
         const v = value(rows.find((r) => r.workload === w && r.system === s) ?? ({} as ChartRow));
         if (!Number.isFinite(v)) return;
-        const h = (v / max) * (panelH - 40);
+        const h = (log ? Math.log10(1 + v) / Math.log10(1 + max) : v / max) * (panelH - 40);
         const x = gx + i * (barW + 4);
         const y = y0 + panelH - h;
         out.push(`<rect x="${x}" y="${y}" width="${barW}" height="${h}" fill="${COLORS[s] ?? "#999"}"/>`);

@@ -30,6 +30,7 @@ interface Workload {
 }
 const ALL_WORKLOADS: Workload[] = [
   { name: "classroom 8/s (40k deliveries/s)", options: { rooms: 10, clients: 100, senders: 5, rate: 8 } },
+  { name: "classroom 16/s (80k deliveries/s)", options: { rooms: 10, clients: 100, senders: 5, rate: 16 } },
   { name: "classroom 32/s (160k offered)", options: { rooms: 10, clients: 100, senders: 5, rate: 32 } },
   { name: "big-room (20k deliveries/s)", options: { rooms: 1, clients: 2000, senders: 1, rate: 10 } },
   { name: "join-storm (3000 clients within 5 s)", options: { rooms: 1, clients: 3000, senders: 0, rate: 1, durationS: 0.5, warmupS: 0, joinWindowS: 5 } },
