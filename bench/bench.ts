@@ -43,6 +43,12 @@ export interface BenchReport {
   serverCpuS: number | undefined;
   serverProcesses: number;
   serverCpuUsPerDelivery: number | undefined;
+  /**
+   * Deliveries in the window per write of room events to a member (roomcast's
+   * roomcast_fanout_writes_total): above 1 when several went out in one write. Undefined for
+   * servers without that metric.
+   */
+  deliveriesPerWrite: number | undefined;
 }
 
 /** Splits the run into per-process shares: rooms round-robin, a room larger than the rest split. */
@@ -116,23 +122,41 @@ function childShare(plan: SharePlan): ShareHandle {
   };
 }
 
-/** process_cpu_seconds_total of every server, summed; undefined when one has no /metrics. */
-async function serverCpu(urls: string[]): Promise<number | undefined> {
-  let total = 0;
+/** Longest a server may take to answer /metrics for its counters to count. */
+const METRICS_ANSWER_MS = 500;
+
+interface ServerCounters {
+  cpuS: number | undefined;
+  /** roomcast_fanout_writes_total; undefined unless every server has it (roomcast does, its peers do not). */
+  writes: number | undefined;
+}
+
+/** Counters of every server's /metrics, summed: its CPU seconds and, for roomcast, its fan-out writes. */
+async function serverCounters(urls: string[]): Promise<ServerCounters> {
+  let cpuS: number | undefined = 0;
+  let writes: number | undefined = 0;
+  const read = (text: string, name: string) => {
+    const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)`, "m").exec(text);
+    return match ? Number(match[1]) : undefined;
+  };
   for (const url of new Set(urls)) {
     try {
-      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(15_000) });
-      if (!res.ok) return undefined;
-      const text = await res.text();
-      const match = /^process_cpu_seconds_total(?:\{[^}]*\})? ([\d.e+-]+)/m.exec(text);
-      if (!match) return undefined;
-      total += Number(match[1]);
+      // A server too busy to answer at once (saturated, with a backlog of seconds) would be read
+      // seconds late, and the window's CPU with it: then its CPU is unknown, not wrong.
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(METRICS_ANSWER_MS) });
+      const text = res.ok ? await res.text() : "";
+      const cpu = read(text, "process_cpu_seconds_total");
+      const w = read(text, "roomcast_fanout_writes_total");
+      cpuS = cpu === undefined || cpuS === undefined ? undefined : cpuS + cpu;
+      writes = w === undefined || writes === undefined ? undefined : writes + w;
     } catch {
-      return undefined;
+      return { cpuS: undefined, writes: undefined };
     }
   }
-  return total;
+  return { cpuS, writes };
 }
+
+const difference = (after: number | undefined, before: number | undefined) => (after === undefined || before === undefined ? undefined : after - before);
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const plans = planShares(o);
@@ -164,18 +188,18 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const running = Promise.all(shares.map((s) => s.run(times)));
     const measureFrom = times.start + times.warmupMs;
     await new Promise((r) => setTimeout(r, measureFrom - Date.now()));
-    const cpuBefore = await serverCpu(o.urls);
+    const before = await serverCounters(o.urls);
     await new Promise((r) => setTimeout(r, Math.max(0, measureFrom + times.durationMs - Date.now())));
-    const cpuAfter = await serverCpu(o.urls);
+    const after = await serverCounters(o.urls);
     const results = await running;
-    return report(o, results, joinS, cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore);
+    return report(o, results, joinS, difference(after.cpuS, before.cpuS), difference(after.writes, before.writes));
   } finally {
     clearInterval(ticker);
     for (const s of shares) s.close();
   }
 }
 
-function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCpuS: number | undefined): BenchReport {
+function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCpuS: number | undefined, serverWrites: number | undefined): BenchReport {
   const latency = build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
   const refusals: Record<string, number> = {};
   let sent = 0, expected = 0, received = 0, duplicated = 0, outOfOrder = 0, cpuMs = 0, windowCpuMs = 0, clients = 0;
@@ -212,6 +236,7 @@ function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCp
     serverCpuS,
     serverProcesses,
     serverCpuUsPerDelivery: serverCpuS === undefined || received === 0 ? undefined : (serverCpuS * 1e6) / received,
+    deliveriesPerWrite: serverWrites === undefined || serverWrites === 0 ? undefined : received / serverWrites,
   };
 }
 
@@ -229,7 +254,8 @@ export function formatReport(r: BenchReport, title: string): string {
     `  refusals              ${refusals}`,
     `  generator CPU         ${r.generatorWindowCpuS.toFixed(2)} s in the measured window (${r.generatorCpuS.toFixed(2)} s in all)`,
     r.serverCpuS === undefined
-      ? `  server CPU            unknown (a server has no /metrics)`
+      ? `  server CPU            unknown (a server has no /metrics, or did not answer it within ${METRICS_ANSWER_MS} ms)`
       : `  server CPU            ${r.serverCpuS.toFixed(2)} s over ${r.serverProcesses} process(es): ${r.serverCpuUsPerDelivery === undefined ? "no deliveries to divide by" : `${r.serverCpuUsPerDelivery.toFixed(2)} µs per delivered message`}`,
+    ...(r.deliveriesPerWrite === undefined ? [] : [`  fan-out writes        ${r.deliveriesPerWrite.toFixed(2)} deliveries per write to a member`]),
   ].join("\n");
 }

@@ -195,7 +195,12 @@ async function main(): Promise<void> {
   ];
   const s2 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(2));
   for (const r of rows) {
-    table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${s2(r.usPerDelivery)} | ${s2(r.serverCpuS)} / ${s2(r.generatorCpuS)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
+    if (r.deliveredPerS > 0) {
+      table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${s2(r.usPerDelivery)} | ${s2(r.serverCpuS)} / ${s2(r.generatorCpuS)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
+    } else {
+      // join-storm: nothing is sent, only the joins are measured
+      table.push(`| ${r.workload} | ${r.system} | – | – | – | – | – | – | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
+    }
   }
   process.stdout.write(`${JSON.stringify(machine)}\n\n${table.join("\n")}\n`);
 }
