@@ -54,13 +54,6 @@ export const serveOptions = {
       "in rooms of at least this many connections, joins and quits are sent as one `presence_diff` every --presence-batch ms instead of a `join`/`broadcast_quit` each (0: never)",
   },
   presenceBatch: { flag: "--presence-batch <ms>", env: "PRESENCE_BATCH", default: "100", description: "how often a big room's joins and quits are sent, as one `presence_diff`" },
-  coalesce: {
-    flag: "--coalesce <ms>",
-    env: "COALESCE",
-    default: "0",
-    description:
-      "a room's events that follow its last write to the members within this many ms wait until then and go out in one write (each event still its own `message`): less CPU per delivery, up to this much added latency (0: only what arrives together)",
-  },
   maxPayload: { flag: "--max-payload <bytes>", env: "MAX_PAYLOAD", default: "65536", description: "largest packet a client may send; a larger one closes its connection" },
   nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
   trustProxy: {
@@ -90,7 +83,6 @@ const serveSchema = z.object({
   historyOnJoin: int("--history-on-join", 0, 1_000_000),
   bigRoom: int("--big-room", 0, 10_000_000),
   presenceBatch: int("--presence-batch", 1, 10_000),
-  coalesce: int("--coalesce", 0, 1000),
   maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
   trustProxy: yesNo("--trust-proxy"),

@@ -22,8 +22,6 @@ export interface MemberSink {
   send(member: string, message: ServerMessage): void;
   /** From now on `broadcast` reaches this member. */
   enter(member: string, room: string): void;
-  /** This process has no members in the room any more. */
-  release(room: string): void;
 }
 
 export interface ChatOptions {
@@ -231,7 +229,6 @@ export class Chat {
   private release(name: string, room: LocalRoom): void {
     if (room.members.size > 0 || room.joining.size > 0 || room.batch || this.rooms.get(name) !== room) return;
     this.rooms.delete(name);
-    this.sink.release(name);
     void this.engine.unsubscribe(name).catch(() => {});
   }
 

@@ -62,7 +62,7 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     maxHttpBufferSize: config.maxPayload,
     serveClient: true,
   });
-  const chat = new Chat(engine, socketSink(io, metrics, config.coalesce), {
+  const chat = new Chat(engine, socketSink(io, metrics), {
     historyOnJoin: config.historyOnJoin,
     bigRoom: config.bigRoom,
     presenceBatchMs: config.presenceBatch,

@@ -12,7 +12,10 @@
  * 2. Events of one room that reach this process in one turn of the event loop (several messages
  *    read from Redis at once: common under load) are written to each member in one write: their
  *    frames one after another. Clients still receive one `message` event per event, unchanged; no
- *    waiting is added (the write happens at the end of the same turn, `setImmediate`).
+ *    waiting is added (the write happens at the end of the same turn, `setImmediate`). Holding
+ *    events longer, for a few milliseconds, to write more of them at once was measured and not
+ *    kept (BENCHMARKS.md): at 8 messages/s per sender a 20 ms window merged 1.3 deliveries per
+ *    write instead of 1.1, saved no CPU that the noise did not hide, and doubled the median latency.
  *
  * The Engine.IO and `ws` fields read here are not public API (their versions are pinned by the
  * lockfile). `directSocket` checks every one of them and, when one is missing or not as expected,
@@ -85,79 +88,49 @@ interface Pending {
   isMessage: boolean;
 }
 
-/** A room's events waiting for their write, and when the last write to its members was. */
-interface RoomQueue {
-  items: Pending[];
-  /** Set while a write of `items` is scheduled (at the end of the turn, or at `lastWrite + coalesceMs`). */
-  timer: NodeJS.Timeout | "turn" | undefined;
-  lastWrite: number;
-}
-
 export class Fanout {
-  private readonly queues = new Map<string, RoomQueue>();
-  /** Rooms to write at the end of this turn. */
-  private readonly turn: string[] = [];
+  /** Rooms' events waiting for the end of this turn. */
+  private readonly pending = new Map<string, Pending[]>();
+  private scheduled = false;
   private readonly writeTurn = () => {
-    for (const room of this.turn.splice(0)) this.flush(room);
+    this.scheduled = false;
+    for (const room of [...this.pending.keys()]) this.flush(room);
   };
   private readonly sockets;
   private readonly rooms;
 
-  /**
-   * @param coalesceMs a room's events that follow its last write within this many ms wait until
-   *   then, to go out in one write (Nagle-like: the first event after a quiet spell goes at once).
-   */
   constructor(
     io: Server,
     private readonly metrics: Metrics,
-    private readonly coalesceMs: number,
   ) {
     this.sockets = io.of("/").sockets;
     this.rooms = io.of("/").adapter.rooms;
   }
 
-  /** Sends the event to every member of the room on this process (but `exceptMember`): at the end of this turn, or when the room's coalescing window ends. */
+  /** Sends the event to every member of the room on this process (but `exceptMember`), at the end of this turn. */
   broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
     // A Socket.IO EVENT packet on the main namespace, as socket.io-parser encodes it (no binary here).
     const packet = `2[${JSON.stringify(SERVER_EVENT)},${JSON.stringify(event)}]`;
     const item: Pending = { packet, frame: textFrame(Buffer.from(`4${packet}`)), exceptMember, isMessage: event.event === "broadcast_say" };
-    let queue = this.queues.get(room);
-    if (!queue) this.queues.set(room, (queue = { items: [], timer: undefined, lastWrite: 0 }));
-    queue.items.push(item);
-    if (queue.timer !== undefined) return;
-    const wait = this.coalesceMs > 0 ? queue.lastWrite + this.coalesceMs - Date.now() : 0;
-    if (wait > 0) {
-      queue.timer = setTimeout(() => this.flush(room), wait);
-    } else {
-      queue.timer = "turn";
-      if (this.turn.push(room) === 1) setImmediate(this.writeTurn);
+    const queue = this.pending.get(room);
+    if (queue) queue.push(item);
+    else this.pending.set(room, [item]);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.writeTurn);
     }
-  }
-
-  /** No member of the room is left on this process: drop what waits for it, and its state. */
-  forget(room: string): void {
-    const queue = this.queues.get(room);
-    if (typeof queue?.timer === "object") clearTimeout(queue.timer);
-    this.queues.delete(room);
   }
 
   /**
-   * Writes the room's waiting events now. Called before a member enters the room, so that an
-   * event it already got while joining does not reach it a second time.
+   * Writes the room's waiting events now. Called before a member enters the room: it got them
+   * while joining, and must not get them a second time.
    */
   flush(room: string): void {
-    const queue = this.queues.get(room);
-    if (!queue || queue.items.length === 0) return;
-    if (typeof queue.timer === "object") clearTimeout(queue.timer);
-    queue.timer = undefined;
-    const items = queue.items;
-    queue.items = [];
-    queue.lastWrite = Date.now();
+    const items = this.pending.get(room);
+    if (!items) return;
+    this.pending.delete(room);
     const ids = this.rooms.get(ioRoom(room));
-    if (!ids || ids.size === 0) {
-      this.queues.delete(room); // nobody here: forget the room (it has no timer now)
-      return;
-    }
+    if (!ids || ids.size === 0) return;
     const excepted = new Set<string>();
     for (const item of items) if (item.exceptMember !== undefined) excepted.add(item.exceptMember);
     const messages = items.reduce((n, item) => n + (item.isMessage ? 1 : 0), 0);

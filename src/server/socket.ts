@@ -31,9 +31,9 @@ import type { Metrics } from "./metrics.js";
 import type { z } from "zod";
 
 /** The chat's way to the connections: room events through the Fanout, the rest through Socket.IO. */
-export function socketSink(io: Server, metrics: Metrics, coalesceMs: number): MemberSink {
+export function socketSink(io: Server, metrics: Metrics): MemberSink {
   const sockets = io.of("/").sockets;
-  const fanout = new Fanout(io, metrics, coalesceMs);
+  const fanout = new Fanout(io, metrics);
   return {
     broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
       fanout.broadcast(room, event, exceptMember);
@@ -47,9 +47,6 @@ export function socketSink(io: Server, metrics: Metrics, coalesceMs: number): Me
       // what is still waiting for the room was sent to the member while it joined
       fanout.flush(room);
       void sockets.get(member)?.join(ioRoom(room));
-    },
-    release(room: string): void {
-      fanout.forget(room);
     },
   };
 }
