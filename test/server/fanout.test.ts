@@ -13,7 +13,7 @@ import { Server } from "socket.io";
 import type { ChatMessage, RoomEvent } from "../../src/protocol.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { socketSink } from "../../src/server/socket.js";
-import { is, TestClient } from "../helpers/client.js";
+import { TestClient } from "../helpers/client.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
 import { startServe, type Roomcast } from "../helpers/roomcast.js";
