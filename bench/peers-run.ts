@@ -5,7 +5,7 @@
  * Writes bench/results/peers.json and bench/results/peers.svg, and prints markdown tables.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -112,16 +112,27 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result after ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
+/** The median of the finite values (a run whose server did not answer /metrics has no CPU figure). */
 const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function main(): Promise<void> {
+type Results = Record<string, Record<System, BenchReport[]>>;
+interface Machine {
+  cpus: number;
+  model: string;
+  node: string;
+  rounds: number;
+  durationS: number;
+  date: string;
+}
+
+async function measure(): Promise<{ machine: Machine; results: Results }> {
   const redisPort = await freePort();
   const redisProc = await start("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], /Ready to accept/);
   const redis = `redis://127.0.0.1:${redisPort}`;
-  const results: Record<string, Record<System, BenchReport[]>> = {};
+  const results: Results = {};
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       // alternate the order, so no system always runs on a warmer (or busier) machine
@@ -159,7 +170,12 @@ async function main(): Promise<void> {
     await stop(redisProc);
   }
 
-  const rows: { workload: string; system: System; deliveredPerS: number; ratio: number; p50: number; p99: number; usPerDelivery: number; serverCpuS: number; generatorCpuS: number; joinS: number; lost: number; dup: number; ooo: number }[] = [];
+  return { machine: { cpus: availableParallelism(), model: cpus()[0]?.model ?? "unknown", node: process.version, rounds: ROUNDS, durationS: DURATION_S, date: new Date().toISOString() }, results };
+}
+
+/** Medians per workload and system, the table, and (for a whole comparison) bench/results. */
+function summarize(machine: Machine, results: Results, write: boolean): void {
+  const rows: { workload: string; system: System; deliveredPerS: number; ratio: number; p50: number; p99: number; usPerDelivery: number; cpuRuns: number; runs: number; serverCpuS: number; generatorCpuS: number; joinS: number; lost: number; dup: number; ooo: number }[] = [];
   for (const [workload, bySystem] of Object.entries(results)) {
     for (const system of SYSTEMS) {
       const rs = bySystem[system] ?? [];
@@ -171,6 +187,8 @@ async function main(): Promise<void> {
         p50: median(rs.map((r) => r.latencyMs.p50)),
         p99: median(rs.map((r) => r.latencyMs.p99)),
         usPerDelivery: median(rs.map((r) => r.serverCpuUsPerDelivery ?? NaN)),
+        cpuRuns: rs.filter((r) => r.serverCpuUsPerDelivery !== undefined).length,
+        runs: rs.length,
         serverCpuS: median(rs.map((r) => r.serverCpuS ?? NaN)),
         generatorCpuS: median(rs.map((r) => r.generatorWindowCpuS)),
         joinS: median(rs.map((r) => r.joinS)),
@@ -180,13 +198,10 @@ async function main(): Promise<void> {
       });
     }
   }
-  const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? "unknown", node: process.version, rounds: ROUNDS, durationS: DURATION_S, date: new Date().toISOString() };
-  if (SYSTEMS.length === ALL_SYSTEMS.length && WORKLOADS.length === ALL_WORKLOADS.length) {
+  if (write) {
     mkdirSync(here("../../bench/results"), { recursive: true });
     writeFileSync(here("../../bench/results/peers.json"), `${JSON.stringify({ machine, rows, results }, null, 2)}\n`);
     writeFileSync(here("../../bench/results/peers.svg"), renderChart(rows));
-  } else {
-    process.stderr.write("a part of the comparison (SYSTEMS or WORKLOADS): bench/results is left as it was\n");
   }
 
   const table = [
@@ -194,15 +209,34 @@ async function main(): Promise<void> {
     "|---|---|---|---|---|---|---|---|---|---|",
   ];
   const s2 = (x: number) => (Number.isNaN(x) ? "–" : x.toFixed(2));
+  // a saturated server may not answer /metrics in time: its CPU is then known for fewer runs
+  const us = (r: (typeof rows)[number]) => `${s2(r.usPerDelivery)}${r.cpuRuns > 0 && r.cpuRuns < r.runs ? ` (${r.cpuRuns} of ${r.runs} runs)` : ""}`;
   for (const r of rows) {
     if (r.deliveredPerS > 0) {
-      table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${s2(r.usPerDelivery)} | ${s2(r.serverCpuS)} / ${s2(r.generatorCpuS)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
+      table.push(`| ${r.workload} | ${r.system} | ${Math.round(r.deliveredPerS)} | ${(r.ratio * 100).toFixed(2)}% | ${r.p50} | ${r.p99} | ${us(r)} | ${s2(r.serverCpuS)} / ${s2(r.generatorCpuS)} | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
     } else {
       // join-storm: nothing is sent, only the joins are measured
       table.push(`| ${r.workload} | ${r.system} | – | – | – | – | – | – | ${r.joinS.toFixed(2)} | ${r.lost} / ${r.dup} / ${r.ooo} |`);
     }
   }
   process.stdout.write(`${JSON.stringify(machine)}\n\n${table.join("\n")}\n`);
+}
+
+/**
+ * RENDER=bench/results/peers.json: no run, the table and chart again from the runs saved there
+ * (after a change to how they are summarised).
+ */
+async function main(): Promise<void> {
+  const saved = process.env["RENDER"];
+  if (saved) {
+    const { machine, results } = JSON.parse(readFileSync(saved, "utf8")) as { machine: Machine; results: Results };
+    summarize(machine, results, true);
+    return;
+  }
+  const { machine, results } = await measure();
+  const whole = SYSTEMS.length === ALL_SYSTEMS.length && WORKLOADS.length === ALL_WORKLOADS.length;
+  if (!whole) process.stderr.write("a part of the comparison (SYSTEMS or WORKLOADS): bench/results is left as it was\n");
+  summarize(machine, results, whole);
 }
 
 main().catch((err: unknown) => {
