@@ -8,10 +8,17 @@
  * was 0.9× the two servers' own on classroom at 8 msg/s (4.0–4.2 s against 4.5–4.8 s) and 1.1×
  * on big-room (2.1 s against 1.9 s); with this client, 0.8× (3.2 s against 4.0–4.1 s) and 0.95×
  * (1.9 s against 2.0–2.1 s). Measured with `roomcast bench --procs 2` against a 2-worker cluster.
+ * Reading plain TCP with `onread` into one shared buffer (no Buffer, stream push and "data" event
+ * per chunk) then took big-room's generator from 4.68 s to 3.14–3.23 s in a 10 s window (the
+ * servers, after roomcast's fan-out change: 2.27–2.43 s); what is left there is mostly the
+ * kernel's receive of 2000 sockets' frames, which the profile does not see as JavaScript.
  */
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+
+/** The read buffer of every plain-TCP connection of this process (one thread: one read at a time). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export interface LeanWebSocketHandlers {
   /** A text message; `data` is only valid during the call (it may be a view of a larger chunk). */
@@ -33,7 +40,22 @@ export class LeanWebSocket {
     const u = new URL(url);
     const secure = u.protocol === "wss:";
     const port = Number(u.port || (secure ? 443 : 80));
-    this.socket = secure ? tlsConnect({ host: u.hostname, port, servername: u.hostname }) : tcpConnect({ host: u.hostname, port });
+    // Plain TCP reads into one buffer shared by every connection of the process (`onread`: no
+    // Buffer, no stream push and no "data" event per chunk); what is kept past a call is copied.
+    this.socket = secure
+      ? tlsConnect({ host: u.hostname, port, servername: u.hostname })
+      : tcpConnect({
+          host: u.hostname,
+          port,
+          onread: {
+            buffer: READ_BUFFER,
+            callback: (n) => {
+              this.received(READ_BUFFER.subarray(0, n));
+              return true;
+            },
+          },
+        });
+    if (secure) this.socket.on("data", (chunk: Buffer) => this.received(chunk));
     this.socket.setNoDelay(true);
     this.opened = new Promise((resolve, reject) => {
       this.socket.once(secure ? "secureConnect" : "connect", () => {
@@ -42,25 +64,15 @@ export class LeanWebSocket {
             `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
         );
       });
-      this.socket.on("data", (chunk: Buffer) => {
-        if (this.open) return this.read(chunk);
-        const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-        const end = data.indexOf("\r\n\r\n");
-        if (end < 0) {
-          this.pending = data;
-          return;
-        }
-        this.pending = undefined;
-        const head = data.subarray(0, end).toString("latin1");
+      this.upgraded = (head) => {
         if (!/^HTTP\/1\.1 101 /.test(head)) {
           reject(new Error(`WebSocket upgrade refused: ${head.split("\r\n")[0]}`));
           this.socket.destroy();
-          return;
+          return false;
         }
-        this.open = true;
         resolve();
-        if (data.length > end + 4) this.read(data.subarray(end + 4));
-      });
+        return true;
+      };
       this.socket.once("error", reject);
       this.socket.once("close", () => {
         this.closed = true;
@@ -72,7 +84,25 @@ export class LeanWebSocket {
     this.socket.on("error", () => {});
   }
 
-  /** Parses every whole frame in the bytes received; keeps a partial one for the next chunk. */
+  /** Told the response head of the upgrade; false when refused. */
+  private upgraded: (head: string) => boolean = () => false;
+
+  /** Bytes from the socket, valid only during the call. */
+  private received(chunk: Buffer): void {
+    if (this.open) return this.read(chunk);
+    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    const end = data.indexOf("\r\n\r\n");
+    if (end < 0) {
+      this.pending = Buffer.from(data);
+      return;
+    }
+    this.pending = undefined;
+    if (!this.upgraded(data.subarray(0, end).toString("latin1"))) return;
+    this.open = true;
+    if (data.length > end + 4) this.read(data.subarray(end + 4));
+  }
+
+  /** Parses every whole frame in the bytes received; keeps (a copy of) a partial one for the next chunk. */
   private read(chunk: Buffer): void {
     let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = undefined;
