@@ -14,7 +14,7 @@ import { renderChart } from "./chart.js";
 
 const ROUNDS = Number(process.env["ROUNDS"] ?? 3);
 const DURATION_S = Number(process.env["DURATION"] ?? 5);
-/** ROOMCAST_ARGS="--coalesce 10": more options for roomcast's cluster (to measure a setting against the peers). */
+/** ROOMCAST_ARGS="--big-room 0": more options for roomcast's cluster (to measure a setting against the peers). */
 const ROOMCAST_ARGS = (process.env["ROOMCAST_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here("../src/cli/main.js");

@@ -56,11 +56,11 @@ function directSocket(conn: EngineConnection): NetSocket | undefined {
 
 /**
  * A WebSocket text frame as a server sends it (RFC 6455 §5.2: FIN, opcode 1, no mask), header and
- * payload in one buffer so that it is one write. (ws's `Sender.frame` gives the two apart, for a
- * corked two-buffer write, and is not typed.)
+ * payload in one buffer (the text encoded straight into it) so that it is one write. (ws's
+ * `Sender.frame` gives the two apart, for a corked two-buffer write, and is not typed.)
  */
-export function textFrame(payload: Buffer): Buffer {
-  const n = payload.length;
+export function textFrame(text: string): Buffer {
+  const n = Buffer.byteLength(text);
   const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(header + n);
   frame[0] = 0x81;
@@ -74,9 +74,12 @@ export function textFrame(payload: Buffer): Buffer {
     frame.writeUInt32BE(0, 2);
     frame.writeUInt32BE(n, 6);
   }
-  payload.copy(frame, header);
+  frame.write(text, header);
   return frame;
 }
+
+/** A Socket.IO EVENT packet `message` on the main namespace, as socket.io-parser encodes it (no binary here), up to its data. */
+const PACKET_HEAD = `2[${JSON.stringify(SERVER_EVENT)},`;
 
 /** An event waiting for the end of this turn. */
 interface Pending {
@@ -109,9 +112,8 @@ export class Fanout {
 
   /** Sends the event to every member of the room on this process (but `exceptMember`), at the end of this turn. */
   broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
-    // A Socket.IO EVENT packet on the main namespace, as socket.io-parser encodes it (no binary here).
-    const packet = `2[${JSON.stringify(SERVER_EVENT)},${JSON.stringify(event)}]`;
-    const item: Pending = { packet, frame: textFrame(Buffer.from(`4${packet}`)), exceptMember, isMessage: event.event === "broadcast_say" };
+    const packet = `${PACKET_HEAD}${JSON.stringify(event)}]`;
+    const item: Pending = { packet, frame: textFrame(`4${packet}`), exceptMember, isMessage: event.event === "broadcast_say" };
     const queue = this.pending.get(room);
     if (queue) queue.push(item);
     else this.pending.set(room, [item]);

@@ -10,7 +10,7 @@ import { TestClient } from "../helpers/client.js";
 import { startNginx, type TestNginx } from "../helpers/nginx.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { getJson, startCluster, type Cluster } from "../helpers/roomcast.js";
+import { getJson, metric, startCluster, type Cluster } from "../helpers/roomcast.js";
 
 describe("cluster behind nginx", () => {
   const cleanup = new Cleanup();
@@ -28,10 +28,7 @@ describe("cluster behind nginx", () => {
   /** A reconnecting client through nginx from its own /24 of the loopback range, so the hash spreads them. */
   const viaNginx = (room: string, subnet: number) =>
     track(new TestClient(nginx.url, room, { localAddress: `127.0.${subnet}.1`, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } as object));
-  const connectionsOf = async (worker: number) => {
-    const text = await (await fetch(`${cluster.url(worker)}/metrics`)).text();
-    return Number(/^roomcast_connections (\d+)/m.exec(text)?.[1] ?? NaN);
-  };
+  const connectionsOf = (worker: number) => metric(cluster.url(worker), "roomcast_connections");
 
   before(async () => {
     redis = await startRedis();

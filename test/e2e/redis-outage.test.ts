@@ -9,7 +9,7 @@ import type { ServerMessage } from "../../src/protocol.js";
 import { TestClient } from "../helpers/client.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
+import { getJson, metric, startServe, type Roomcast } from "../helpers/roomcast.js";
 
 describe("Redis lost and back", () => {
   const cleanup = new Cleanup();
@@ -95,7 +95,7 @@ describe("Redis lost and back", () => {
 
     await redis.saveAndStop(); // Redis goes away with "leaves" on disk, as after a restart from an RDB or AOF file
     await eventually(async () => ((await getJson(`${b.url}/healthz`)).status === 503 ? true : undefined), 10_000, "b to see Redis gone");
-    const connections = async () => Number(/^roomcast_connections (\d+)$/m.exec(await (await fetch(`${b.url}/metrics`)).text())?.[1]);
+    const connections = () => metric(b.url, "roomcast_connections");
     const before = await connections();
     leaves.close(); // b tries to remove it from presence now, and cannot
     await eventually(async () => ((await connections()) === before - 1 ? true : undefined), 10_000, "b to see the disconnect");

@@ -24,6 +24,13 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   return { code, output: child.output() };
 }
 
+/** One unlabelled metric of a roomcast process's /metrics (NaN when it is not there). */
+export async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1] ?? NaN);
+}
+
 export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
   const res = await fetch(url);
   return { status: res.status, body: (await res.json()) as T };

@@ -16,13 +16,7 @@ import { socketSink } from "../../src/server/socket.js";
 import { TestClient } from "../helpers/client.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
-import { startServe, type Roomcast } from "../helpers/roomcast.js";
-
-async function counter(server: Roomcast, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(" ")[1] ?? NaN);
-}
+import { metric, startServe, type Roomcast } from "../helpers/roomcast.js";
 
 const ids = (messages: ChatMessage[]) => messages.map((m) => m.id);
 
@@ -56,7 +50,7 @@ for (const mode of ["memory", "redis"] as const) {
       const ws = await joined(plain, room, "ws");
       const polling = await joined(plain, room, "polling", ["polling"]);
       const upgrading = await joined(plain, room, "upgrading", ["polling", "websocket"]);
-      const before = { delivered: await counter(plain, "roomcast_messages_delivered_total"), writes: await counter(plain, "roomcast_fanout_writes_total") };
+      const before = { delivered: await metric(plain.url, "roomcast_messages_delivered_total"), writes: await metric(plain.url, "roomcast_fanout_writes_total") };
       // 2 × 100 messages sent without waiting for answers: many reach the fan-out in one turn
       const acks = [];
       for (let i = 0; i < 100; i++) acks.push(ws.request("say", { text: `w${i}` }), polling.request("say", { text: `p${i}` }));
@@ -72,8 +66,8 @@ for (const mode of ["memory", "redis"] as const) {
       assert.deepEqual(texts.filter((t) => t.startsWith("w")), Array.from({ length: 100 }, (_, i) => `w${i}`));
       assert.deepEqual(texts.filter((t) => t.startsWith("p")), Array.from({ length: 100 }, (_, i) => `p${i}`));
       // 600 deliveries; messages that arrived together went out together
-      const delivered = (await counter(plain, "roomcast_messages_delivered_total")) - before.delivered;
-      const writes = (await counter(plain, "roomcast_fanout_writes_total")) - before.writes;
+      const delivered = (await metric(plain.url, "roomcast_messages_delivered_total")) - before.delivered;
+      const writes = (await metric(plain.url, "roomcast_fanout_writes_total")) - before.writes;
       assert.equal(delivered, 600);
       assert.ok(writes < delivered, `${writes} writes for ${delivered} deliveries`);
     });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { TestClient } from "../helpers/client.js";
 import { Cleanup, withTimeout } from "../helpers/processes.js";
-import { startServe } from "../helpers/roomcast.js";
+import { metric, startServe } from "../helpers/roomcast.js";
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -43,7 +43,7 @@ describe("client addresses and --max-connections-per-ip", () => {
     const first = new TestClient(server.url, "limits");
     await first.connected();
     first.close();
-    const metricsSeeNone = async () => /^roomcast_connections 0$/m.test(await (await fetch(`${server.url}/metrics`)).text());
+    const metricsSeeNone = async () => (await metric(server.url, "roomcast_connections")) === 0;
     while (!(await metricsSeeNone())) await new Promise((r) => setTimeout(r, 50));
     assert.equal(await outcome(server.url, "x"), "connected");
   });
