@@ -39,11 +39,21 @@ for (const mode of ["memory", "redis"] as const) {
         cleanup.add(() => redis.stop());
         flags.push("--redis", redis.url);
       }
-      plain = await startServe([...flags, "--rate-limit", "1000", "--rate-burst", "1000"]);
+      plain = await startServe([...flags, "--rate-limit", "1000", "--rate-burst", "1000", "--max-text-length", "30000", "--max-payload", "300000"]);
       cleanup.add(() => plain.stop());
       cleanup.add(() => clients.forEach((c) => c.close()));
     });
     after(() => cleanup.run());
+
+    it("writes frames of every WebSocket length encoding (7-bit, 16-bit, 64-bit)", async () => {
+      const room = `${mode}-lengths`;
+      const ws = await joined(plain, room, "ws");
+      const polling = await joined(plain, room, "polling", ["polling"]);
+      // 5 bytes; ~1,000 bytes; 20,000 emoji of 4 bytes each: 80,000 bytes, above 65,535
+      const texts = ["short", "x".repeat(1000), "😀".repeat(20_000)];
+      for (const text of texts) assert.equal((await ws.request("say", { text })).ok, true);
+      for (const c of [ws, polling]) assert.deepEqual((await c.waitForSaid(3, 20_000)).map((m) => m.text), texts);
+    });
 
     it("gives WebSocket, long-polling and upgrading members the same messages, once each, in one order", async () => {
       const room = `${mode}-mixed`;
