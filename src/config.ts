@@ -26,6 +26,18 @@ const yesNo = (name: string) =>
     .enum(["yes", "no", "true", "false", "1", "0"], { error: `${name} must be yes or no` })
     .transform((v) => v === "yes" || v === "true" || v === "1");
 
+/** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms` (a bare number is seconds), in ms. */
+const duration = (name: string) =>
+  z.string().transform((s, ctx) => {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s.trim());
+    if (!match) {
+      ctx.addIssue({ code: "custom", message: `${name} must be a duration such as 30d, 12h, 90m or 45s` });
+      return z.NEVER;
+    }
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"]!;
+    return Math.round(Number(match[1]) * unit);
+  });
+
 const redisUrl = z
   .string()
   .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s), {
@@ -45,6 +57,11 @@ export const serveOptions = {
   rateLimit: { flag: "--rate-limit <per-second>", env: "RATE_LIMIT", default: "10", description: "messages a connection may send per second" },
   rateBurst: { flag: "--rate-burst <messages>", env: "RATE_BURST", default: "20", description: "messages a connection may send in a burst" },
   historySize: { flag: "--history-size <messages>", env: "HISTORY_SIZE", default: "1000", description: "messages kept per room (what a reconnecting client can recover)" },
+  historyTtl: {
+    flag: "--history-ttl <duration>",
+    env: "HISTORY_TTL",
+    description: "a room unused this long loses its history, e.g. 30d, 12h (Redis: the stream expires; default: kept for ever)",
+  },
   historyOnJoin: { flag: "--history-on-join <messages>", env: "HISTORY_ON_JOIN", default: "50", description: "messages sent to a client that joins without `since`" },
   bigRoom: {
     flag: "--big-room <members>",
@@ -55,6 +72,13 @@ export const serveOptions = {
   },
   presenceBatch: { flag: "--presence-batch <ms>", env: "PRESENCE_BATCH", default: "100", description: "how often a big room's joins and quits are sent, as one `presence_diff`" },
   maxPayload: { flag: "--max-payload <bytes>", env: "MAX_PAYLOAD", default: "65536", description: "largest packet a client may send; a larger one closes its connection" },
+  maxQueueBytes: {
+    flag: "--max-queue-bytes <bytes>",
+    env: "MAX_QUEUE_BYTES",
+    default: "1048576",
+    description:
+      "data waiting in this process for one member (not yet taken by the kernel) past which the member is told SLOW_CONSUMER and closed; it recovers with `since`",
+  },
   nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
   trustProxy: {
     flag: "--trust-proxy <yes|no>",
@@ -80,10 +104,14 @@ const serveSchema = z.object({
   rateLimit: z.coerce.number({ error: "--rate-limit must be a number" }).positive({ error: "--rate-limit must be above 0" }),
   rateBurst: int("--rate-burst", 1, 100_000),
   historySize: int("--history-size", 1, 1_000_000),
+  historyTtl: duration("--history-ttl")
+    .refine((ms) => ms >= 1000, { error: "--history-ttl must be at least 1s" })
+    .optional(),
   historyOnJoin: int("--history-on-join", 0, 1_000_000),
   bigRoom: int("--big-room", 0, 10_000_000),
   presenceBatch: int("--presence-batch", 1, 10_000),
   maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
+  maxQueueBytes: int("--max-queue-bytes", 16 * 1024, 1024 * 1024 * 1024),
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
   trustProxy: yesNo("--trust-proxy"),
   maxConnectionsPerIp: int("--max-connections-per-ip", 0, 1_000_000),
@@ -175,11 +203,15 @@ export function workerConfigFromEnv(env = process.env): { index: number; config:
   return { index, config: serveSchema.parse(serialisable(config)) };
 }
 
+/** Options whose value is a duration (parsed to milliseconds). */
+const DURATIONS = new Set<string>(["historyTtl"]);
+
 /** The config as strings, as flags would give it (transforms such as yes/no run again on parse). */
 function serialisable(config: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
-    out[key] = typeof value === "boolean" ? (value ? "yes" : "no") : value;
+    // durations were parsed to milliseconds
+    out[key] = typeof value === "boolean" ? (value ? "yes" : "no") : DURATIONS.has(key) && typeof value === "number" ? `${value}ms` : value;
   }
   return out;
 }

@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   "RATE_LIMITED",
   "UNAUTHORIZED",
   "UNAVAILABLE",
+  "SLOW_CONSUMER",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -31,9 +32,44 @@ export type Ack = { ok: true; id?: string } | { ok: false; error: WireError };
 /** 1–64 characters of `A–Z a–z 0–9 _ - . :`. */
 export const ROOM_ID = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
-/** `"<integer>-<integer>"`, the form of a Redis stream id. */
+/** `"<integer>-<integer>"`, the form of a Redis stream id (each part also at most 2^64 − 1: see `canonicalId`). */
 export const MESSAGE_ID = /^\d{1,20}-\d{1,20}$/;
 
+const U64_MAX = "18446744073709551615";
+
+/**
+ * A message id in its one spelling (no leading zeros), or undefined when it is not an id: each
+ * part of a Redis stream id is an unsigned 64-bit integer, so `99999999999999999999-0` has the
+ * shape of an id but is none (Redis refuses it). Ids from the server are already canonical; a
+ * client's `since` goes through this at the boundary, so that every later comparison is exact.
+ */
+export function canonicalId(id: string): string | undefined {
+  if (!MESSAGE_ID.test(id)) return undefined;
+  const dash = id.indexOf("-");
+  const ms = stripZeros(id.slice(0, dash));
+  const seq = stripZeros(id.slice(dash + 1));
+  return fitsU64(ms) && fitsU64(seq) ? `${ms}-${seq}` : undefined;
+}
+
+/**
+ * `since` for a client that has seen nothing: every kept message, with `truncated` true only when
+ * the room's first messages are no longer kept.
+ */
+export const FROM_START = "0-0";
+
+/** The largest id there is: nothing can follow it. */
+export const MAX_ID = `${U64_MAX}-${U64_MAX}`;
+
+function stripZeros(digits: string): string {
+  const s = digits.replace(/^0+/, "");
+  return s === "" ? "0" : s;
+}
+
+function fitsU64(digits: string): boolean {
+  return digits.length < U64_MAX.length || (digits.length === U64_MAX.length && digits <= U64_MAX);
+}
+
+/** A name is at most this many characters, counted as people see them (grapheme clusters). */
 export const USERNAME_MAX = 32;
 
 /**
@@ -45,6 +81,29 @@ export const USERNAME_MAX = 32;
 export const CONTROL_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 // eslint-disable-next-line no-control-regex
 export const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * A lone UTF-16 surrogate: not a character. JSON carries it, but Redis stores UTF-8, where it
+ * becomes U+FFFD, so a text holding one would read differently live and from history.
+ */
+export const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Text made only of white space and characters that are never seen (zero-width spaces and
+ * joiners, word joiners, byte order marks, variation selectors…): nothing to show.
+ */
+export const INVISIBLE_ONLY = /^[\p{White_Space}\p{Default_Ignorable_Code_Point}]*$/u;
+
+/**
+ * Length as people count it: grapheme clusters (`Intl.Segmenter`), so a family emoji made of 7
+ * code points is one character, as is a letter with a combining accent.
+ */
+export function graphemeLength(text: string): number {
+  let n = 0;
+  for (const _ of graphemes.segment(text)) n++;
+  return n;
+}
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
 /** Length in code points, so that one emoji or one CJK character counts as one character. */
 export function charLength(text: string): number {

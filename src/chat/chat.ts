@@ -101,6 +101,9 @@ export class Chat {
     let present = false;
     try {
       await room.subscribed;
+      // The history first: what can still fail here must leave no trace, no presence entry and no
+      // notice. (Events of the room that arrive meanwhile wait in `joining`.)
+      const history = await (since === undefined ? room.recent.get() : this.engine.history(member.room, { since, limit: this.options.historyOnJoin }));
       if (this.isBig(room)) {
         await this.batchPresence(member.room, room, { joined: { member: member.id, username: member.username } });
         present = true;
@@ -109,10 +112,7 @@ export class Chat {
         present = true;
         await this.engine.publishNotice(member.room, { event: "join", data: { username: member.username, ts: Date.now() } });
       }
-      const [history, snapshot] = await Promise.all([
-        since === undefined ? room.recent.get() : this.engine.history(member.room, { since, limit: this.options.historyOnJoin }),
-        room.presence.get(),
-      ]);
+      const snapshot = await room.presence.get();
       this.sink.send(member.id, { event: "history", data: history });
       this.sink.send(member.id, { event: "presence", data: { users: snapshot.users, version: snapshot.version } });
       // Everything this member has now is up to the newest message of its history.

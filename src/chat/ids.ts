@@ -1,16 +1,19 @@
 /**
  * Message ids are `"<ms>-<seq>"`, the form of a Redis stream id (the memory engine makes the same
- * form). They compare by their first number, then their second.
+ * form), each part an unsigned 64-bit integer in its canonical spelling (no leading zeros: ids from
+ * the engines are, and a client's `since` is made so at the boundary). They compare by their first
+ * number, then their second.
  */
 export function compareIds(a: string, b: string): number {
   const da = a.indexOf("-");
   const db = b.indexOf("-");
-  const ma = Number(a.slice(0, da));
-  const mb = Number(b.slice(0, db));
-  if (ma !== mb) return ma < mb ? -1 : 1;
-  const sa = Number(a.slice(da + 1));
-  const sb = Number(b.slice(db + 1));
-  return sa === sb ? 0 : sa < sb ? -1 : 1;
+  // Canonical digits compare exactly by length, then as strings: no precision lost past 2^53.
+  return compareDigits(a.slice(0, da), b.slice(0, db)) || compareDigits(a.slice(da + 1), b.slice(db + 1));
+}
+
+function compareDigits(x: string, y: string): number {
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+  return x === y ? 0 : x < y ? -1 : 1;
 }
 
 /** Makes increasing ids of the Redis form from a clock, as `XADD … *` does. */

@@ -2,7 +2,7 @@
  * One serving roomcast process: HTTP + Socket.IO on one port, the chat, and its engine (memory, or
  * Redis to be one node of a larger chat). Used by `roomcast serve` and by each cluster worker.
  */
-import { createServer, type RequestListener } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
@@ -13,6 +13,7 @@ import { MemoryEngine } from "../engine/memory/memory-engine.js";
 import { RedisEngine } from "../engine/redis/redis-engine.js";
 import { createHttpHandler } from "./http.js";
 import { createMetrics } from "./metrics.js";
+import { QueueGuard } from "./queue.js";
 import { socketSink, wireSockets } from "./socket.js";
 
 /** A start-up failure told to the user in one line (port in use, Redis unreachable). */
@@ -33,10 +34,30 @@ export function createEngine(config: ServeConfig, logger: Logger): Engine {
         url: config.redis,
         prefix: config.redisPrefix,
         historySize: config.historySize,
+        historyTtlMs: config.historyTtl,
         nodeTtlMs: config.nodeTtl * 1000,
         logger,
       })
-    : new MemoryEngine({ historySize: config.historySize });
+    : new MemoryEngine({ historySize: config.historySize, historyTtlMs: config.historyTtl });
+}
+
+/**
+ * Engine.IO answers a long-polling POST larger than maxHttpBufferSize with HTTP 413 but keeps the
+ * session open, while over WebSocket an oversized packet closes the connection. SPEC.md says an
+ * oversized packet closes that one connection on every transport: close the session here.
+ */
+function closeOnOversizedPost(io: Server): void {
+  const clients = (io.engine as unknown as { clients: Record<string, { close(discard?: boolean): void } | undefined> }).clients;
+  io.engine.use((req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    if (req.method === "POST") {
+      res.once("finish", () => {
+        if (res.statusCode !== 413) return;
+        const sid = new URL(req.url ?? "/", "http://localhost").searchParams.get("sid");
+        if (sid) clients[sid]?.close(true);
+      });
+    }
+    next();
+  });
 }
 
 export interface ServerHooks {
@@ -62,12 +83,14 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     maxHttpBufferSize: config.maxPayload,
     serveClient: true,
   });
-  const chat = new Chat(engine, socketSink(io, metrics), {
+  closeOnOversizedPost(io);
+  const guard = new QueueGuard(config.maxQueueBytes, metrics, logger);
+  const chat = new Chat(engine, socketSink(io, metrics, guard), {
     historyOnJoin: config.historyOnJoin,
     bigRoom: config.bigRoom,
     presenceBatchMs: config.presenceBatch,
   });
-  const leavesDone = wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
+  const leavesDone = wireSockets({ io, guard, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
   handleHttp = createHttpHandler({ engine, chat, config, metrics, logger });
 
   metrics.redisUp.set(engine.health().ok ? 1 : 0);

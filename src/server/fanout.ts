@@ -24,7 +24,9 @@
 import type { Socket as NetSocket } from "node:net";
 import type { Server, Socket } from "socket.io";
 import { SERVER_EVENT, type RoomEvent } from "../protocol.js";
+import { textFrame } from "./frame.js";
 import type { Metrics } from "./metrics.js";
+import type { QueueGuard } from "./queue.js";
 
 /** Socket.IO room of a chat room (prefixed: every socket is also in a room named after its id). */
 export const ioRoom = (room: string) => `room:${room}`;
@@ -54,30 +56,6 @@ function directSocket(conn: EngineConnection): NetSocket | undefined {
   return tcp && tcp.writable ? tcp : undefined;
 }
 
-/**
- * A WebSocket text frame as a server sends it (RFC 6455 §5.2: FIN, opcode 1, no mask), header and
- * payload in one buffer (the text encoded straight into it) so that it is one write. (ws's
- * `Sender.frame` gives the two apart, for a corked two-buffer write, and is not typed.)
- */
-export function textFrame(text: string): Buffer {
-  const n = Buffer.byteLength(text);
-  const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + n);
-  frame[0] = 0x81;
-  if (n < 126) {
-    frame[1] = n;
-  } else if (n < 65536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(n, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(n, 6);
-  }
-  frame.write(text, header);
-  return frame;
-}
-
 /** A Socket.IO EVENT packet `message` on the main namespace, as socket.io-parser encodes it (no binary here), up to its data. */
 const PACKET_HEAD = `2[${JSON.stringify(SERVER_EVENT)},`;
 
@@ -105,6 +83,7 @@ export class Fanout {
   constructor(
     io: Server,
     private readonly metrics: Metrics,
+    private readonly guard: QueueGuard,
   ) {
     this.sockets = io.of("/").sockets;
     this.rooms = io.of("/").adapter.rooms;
@@ -144,6 +123,8 @@ export class Fanout {
       if (!socket) continue;
       const mine = excepted.has(id) ? items.filter((item) => item.exceptMember !== id) : items;
       if (mine.length === 0) continue;
+      // a member past --max-queue-bytes is closed instead (queue.ts)
+      if (!this.guard.admit(socket)) continue;
       const conn = socket.conn as unknown as EngineConnection;
       const tcp = directSocket(conn);
       if (tcp) {

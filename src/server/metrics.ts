@@ -20,6 +20,16 @@ export function createMetrics() {
       registers: [registry],
     }),
     refusals: new Counter({ name: "roomcast_refusals_total", help: "Client events refused, by error code", labelNames: ["code"] as const, registers: [registry] }),
+    slowConsumers: new Counter({
+      name: "roomcast_slow_consumers_total",
+      help: "Members closed because more than --max-queue-bytes waited for them in this process",
+      registers: [registry],
+    }),
+    floodsClosed: new Counter({
+      name: "roomcast_floods_closed_total",
+      help: "Connections closed because their refused events ran far past the rate limit",
+      registers: [registry],
+    }),
     redisUp: new Gauge({ name: "roomcast_redis_up", help: "1 when this process reaches its Redis (always 1 in memory mode)", registers: [registry] }),
   };
   return m;

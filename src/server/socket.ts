@@ -28,18 +28,24 @@ import {
 import type { ServeConfig } from "../config.js";
 import { Fanout, ioRoom } from "./fanout.js";
 import type { Metrics } from "./metrics.js";
+import type { QueueGuard } from "./queue.js";
 import type { z } from "zod";
 
-/** The chat's way to the connections: room events through the Fanout, the rest through Socket.IO. */
-export function socketSink(io: Server, metrics: Metrics): MemberSink {
+/**
+ * The chat's way to the connections: room events through the Fanout, the rest through Socket.IO;
+ * every write first asks the guard (a member past --max-queue-bytes is closed instead).
+ */
+export function socketSink(io: Server, metrics: Metrics, guard: QueueGuard): MemberSink {
   const sockets = io.of("/").sockets;
-  const fanout = new Fanout(io, metrics);
+  const fanout = new Fanout(io, metrics, guard);
   return {
     broadcast(room: string, event: RoomEvent, exceptMember: string | undefined): void {
       fanout.broadcast(room, event, exceptMember);
     },
     send(member: string, message: ServerMessage): void {
-      sockets.get(member)?.emit(SERVER_EVENT, message);
+      const socket = sockets.get(member);
+      if (!socket || !guard.admit(socket)) return;
+      socket.emit(SERVER_EVENT, message);
       if (message.event === "broadcast_say") metrics.delivered.inc();
       else if (message.event === "history") metrics.delivered.inc(message.data.messages.length);
     },
@@ -53,6 +59,7 @@ export function socketSink(io: Server, metrics: Metrics): MemberSink {
 
 export interface SocketDeps {
   io: Server;
+  guard: QueueGuard;
   chat: Chat;
   engine: Engine;
   config: ServeConfig;
@@ -82,7 +89,15 @@ export function clientAddress(socket: Socket, trustProxy: boolean): string {
  * Wires the protocol; returns a function that resolves once every leave started by a disconnect
  * has finished (for a graceful stop: quits published, presence removed).
  */
-export function wireSockets({ io, chat, engine, config, metrics, logger, onConnectionCount }: SocketDeps): () => Promise<void> {
+/**
+ * Refusals a connection may run up before it is closed as a flood: a burst of five times the
+ * message burst, refilled at the message rate. A person hitting the rate limit or a client with a
+ * bug gets refusals; a connection that keeps sending far past every refusal is not a person, and
+ * answering it costs memory and CPU everybody shares.
+ */
+const FLOOD_BURST_FACTOR = 5;
+
+export function wireSockets({ io, guard, chat, engine, config, metrics, logger, onConnectionCount }: SocketDeps): () => Promise<void> {
   const text = textSchema(config.maxTextLength);
   const leaving = new Set<Promise<void>>();
   const namespace = io.of("/");
@@ -123,6 +138,9 @@ export function wireSockets({ io, chat, engine, config, metrics, logger, onConne
     countConnections();
     const sayBucket = new TokenBucket(config.rateLimit, config.rateBurst);
     const typingBucket = new TokenBucket(config.rateLimit, config.rateBurst);
+    // a join succeeds once per connection, but a refused one may be tried again: not unboundedly
+    const joinBucket = new TokenBucket(config.rateLimit, config.rateBurst);
+    const refusalBucket = new TokenBucket(config.rateLimit, config.rateBurst * FLOOD_BURST_FACTOR);
     let member: Member | undefined;
     let joining: Promise<void> | undefined;
 
@@ -133,8 +151,9 @@ export function wireSockets({ io, chat, engine, config, metrics, logger, onConne
       return member;
     };
 
-    handle(socket, "join", async (payload) => {
+    handle(socket, refusalBucket, "join", async (payload) => {
       if (joining) throw new ChatError("ALREADY_JOINED", "this connection has joined already");
+      if (!joinBucket.take()) throw new ChatError("RATE_LIMITED", "too many join attempts, slow down");
       const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
       const username = parse(usernameSchema, p["username"], "BAD_USERNAME");
       const since = parse(joinSinceSchema, p["since"], "BAD_PAYLOAD");
@@ -150,7 +169,7 @@ export function wireSockets({ io, chat, engine, config, metrics, logger, onConne
       return {};
     });
 
-    handle(socket, "say", async (payload) => {
+    handle(socket, refusalBucket, "say", async (payload) => {
       if (!sayBucket.take()) throw new ChatError("RATE_LIMITED", "too many messages, slow down");
       const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
       const sender = await joined();
@@ -159,7 +178,7 @@ export function wireSockets({ io, chat, engine, config, metrics, logger, onConne
       return { id: message.id };
     });
 
-    handle(socket, "typing", async (payload) => {
+    handle(socket, refusalBucket, "typing", async (payload) => {
       if (!typingBucket.take()) throw new ChatError("RATE_LIMITED", "too many typing notices, slow down");
       const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
       const typing = parse(typingFlagSchema, p["typing"], "BAD_PAYLOAD");
@@ -181,20 +200,37 @@ export function wireSockets({ io, chat, engine, config, metrics, logger, onConne
     });
   });
 
-  /** Runs one client event: validates, calls, answers. Nothing a client sends escapes as an exception. */
-  function handle(socket: Socket, event: string, run: (payload: unknown) => Promise<{ id?: string }>): void {
+  /**
+   * Runs one client event: validates, calls, answers. Nothing a client sends escapes as an
+   * exception; answers count against the member's queue like everything else sent to it, and a
+   * connection whose refusals run far past the rate limit is closed.
+   */
+  function handle(socket: Socket, refusals: TokenBucket, event: string, run: (payload: unknown) => Promise<{ id?: string }>): void {
     socket.on(event, (...args: unknown[]) => {
       const ack = typeof args.at(-1) === "function" ? (args.pop() as (answer: Ack) => void) : undefined;
       run(args[0]).then(
-        (result) => ack?.({ ok: true, ...result }),
+        (result) => {
+          if (ack && guard.admit(socket)) ack({ ok: true, ...result });
+        },
         (err: unknown) => {
           const error = toWireError(err, logger);
           metrics.refusals.inc({ code: error.code });
+          if (!socket.connected || !guard.admit(socket)) return;
+          if (!refusals.take()) return closeFlood(socket);
           if (ack) ack({ ok: false, error });
           else socket.emit(SERVER_EVENT, { event: "error", data: error } satisfies ServerMessage);
         },
       );
     });
+  }
+
+  /** A Socket.IO disconnect, not a transport close: a flooding client is not invited back. */
+  function closeFlood(socket: Socket): void {
+    metrics.floodsClosed.inc();
+    logger.info({ member: socket.id, room: socket.data.room as string | undefined }, "connection closed: flood of refused events");
+    const error: WireError = { code: "RATE_LIMITED", message: "too many refused events: this connection is closed" };
+    socket.emit(SERVER_EVENT, { event: "error", data: error } satisfies ServerMessage);
+    socket.disconnect(true);
   }
 
   return async () => {

@@ -9,9 +9,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { pino } from "pino";
 import { Server } from "socket.io";
 import type { ChatMessage, RoomEvent } from "../../src/protocol.js";
 import { createMetrics } from "../../src/server/metrics.js";
+import { QueueGuard } from "../../src/server/queue.js";
 import { socketSink } from "../../src/server/socket.js";
 import { TestClient } from "../helpers/client.js";
 import { Cleanup } from "../helpers/processes.js";
@@ -99,7 +101,7 @@ describe("fan-out within one turn (socketSink on an in-process Socket.IO server)
 
   it("writes a turn's events in order, behind what was sent before, not to a member that entered after them, typing not to its author", async () => {
     const metrics = createMetrics();
-    const sink = socketSink(io, metrics);
+    const sink = socketSink(io, metrics, new QueueGuard(1 << 20, metrics, pino({ level: "silent" })));
     const connect = async (transports: ("websocket" | "polling")[]) => {
       const c = new TestClient(url, "r", { transports });
       cleanup.add(() => c.close());

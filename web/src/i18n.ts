@@ -37,6 +37,7 @@ const en = {
     RATE_LIMITED: "You are sending too fast: wait a moment.",
     UNAUTHORIZED: "Not allowed.",
     UNAVAILABLE: "The chat is unavailable right now: your message was not sent.",
+    SLOW_CONSUMER: "The connection fell behind: reconnecting.",
   } satisfies Record<ErrorCode, string>,
   notSent: "Not sent: no connection. Your text is kept.",
 };
@@ -77,6 +78,7 @@ const zh: typeof en = {
     RATE_LIMITED: "发送太快了:请稍等。",
     UNAUTHORIZED: "没有权限。",
     UNAVAILABLE: "聊天服务暂时不可用:消息没有发出。",
+    SLOW_CONSUMER: "连接跟不上了，正在重新连接。",
   },
   notSent: "未发送:没有连接。文字已保留。",
 };

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { compareIds, IdGenerator } from "../../chat/ids.js";
-import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../../protocol.js";
+import { FROM_START, type ChatMessage, type HistoryData, type PresenceUser, type RoomEvent } from "../../protocol.js";
 import {
   countUsers,
   type PresenceChanges,
@@ -21,6 +21,15 @@ import {
 export interface MemoryEngineOptions {
   /** Messages kept per room. @default 1000 */
   historySize: number;
+  /** A room's history is dropped this long (ms) after its last message. @default undefined: kept */
+  historyTtlMs?: number | undefined;
+}
+
+/** A room's history: the kept messages, how many it ever had, when it last had one. */
+interface History {
+  messages: ChatMessage[];
+  added: number;
+  lastAt: number;
 }
 
 export class MemoryEngine implements Engine {
@@ -28,19 +37,27 @@ export class MemoryEngine implements Engine {
   readonly nodeId = `memory-${randomUUID().slice(0, 8)}`;
 
   private readonly ids = new IdGenerator();
-  private readonly histories = new Map<string, ChatMessage[]>();
+  private readonly histories = new Map<string, History>();
   private readonly listeners = new Map<string, RoomListener>();
   /** room → member → username */
   private readonly members = new Map<string, Map<string, string>>();
   /** room → presence version */
   private readonly versions = new Map<string, number>();
   private connections = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: MemoryEngineOptions) {}
 
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    const ttl = this.options.historyTtlMs;
+    if (ttl !== undefined) {
+      this.sweeper = setInterval(() => this.expireHistories(ttl), Math.min(ttl, 60_000));
+      this.sweeper.unref();
+    }
+  }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.listeners.clear();
     this.members.clear();
   }
@@ -48,19 +65,27 @@ export class MemoryEngine implements Engine {
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
     const message: ChatMessage = { id: this.ids.next(), ...draft };
     let history = this.histories.get(room);
-    if (!history) this.histories.set(room, (history = []));
-    history.push(message);
+    if (!history) this.histories.set(room, (history = { messages: [], added: 0, lastAt: 0 }));
+    history.messages.push(message);
+    history.added++;
+    history.lastAt = Date.now();
     // Trim in chunks, not on every message, to keep the push O(1) amortised.
-    if (history.length > this.options.historySize * 1.1) {
-      history.splice(0, history.length - this.options.historySize);
+    if (history.messages.length > this.options.historySize * 1.1) {
+      history.messages.splice(0, history.messages.length - this.options.historySize);
     }
     this.listeners.get(room)?.({ event: "broadcast_say", data: message }, undefined);
     return message;
   }
 
+  /** --history-ttl: the histories of rooms where nothing was said for that long. */
+  private expireHistories(ttl: number): void {
+    const before = Date.now() - ttl;
+    for (const [room, history] of this.histories) if (history.lastAt <= before) this.histories.delete(room);
+  }
+
   /** Publishing delivers at once: every stored message has been delivered. */
   delivered(room: string): string | undefined {
-    return this.histories.get(room)?.at(-1)?.id;
+    return this.histories.get(room)?.messages.at(-1)?.id;
   }
 
   async publishNotice(room: string, event: RoomEvent, exceptMember?: string): Promise<void> {
@@ -76,13 +101,15 @@ export class MemoryEngine implements Engine {
   }
 
   async history(room: string, query: HistoryQuery): Promise<HistoryData> {
-    const all = this.histories.get(room) ?? [];
+    const history = this.histories.get(room);
+    const all = history?.messages ?? [];
     const kept = all.slice(Math.max(0, all.length - this.options.historySize));
     if (query.since === undefined) {
       const start = Math.max(0, kept.length - query.limit);
       return { messages: kept.slice(start), truncated: start > 0 };
     }
     const since = query.since;
+    if (since === FROM_START) return { messages: kept, truncated: (history?.added ?? 0) > kept.length };
     const found = kept.some((m) => m.id === since);
     return { messages: kept.filter((m) => compareIds(m.id, since) > 0), truncated: !found };
   }
@@ -131,9 +158,14 @@ export class MemoryEngine implements Engine {
     if (entries.size === 0) this.members.delete(room);
   }
 
+  /**
+   * The room's next presence version. An empty room keeps none (no entry per room ever used); a
+   * new one starts from the clock in microseconds, so versions still only grow (as in Redis).
+   */
   private bump(room: string): number {
-    const version = (this.versions.get(room) ?? 0) + 1;
-    this.versions.set(room, version);
+    const version = (this.versions.get(room) ?? Date.now() * 1000) + 1;
+    if (this.members.has(room)) this.versions.set(room, version);
+    else this.versions.delete(room);
     return version;
   }
 

@@ -21,7 +21,7 @@ import { hostname } from "node:os";
 import { Redis, type Result } from "ioredis";
 import type { Logger } from "pino";
 import { compareIds } from "../../chat/ids.js";
-import type { ChatMessage, HistoryData, PresenceUser, RoomEvent } from "../../protocol.js";
+import { FROM_START, MAX_ID, type ChatMessage, type HistoryData, type PresenceUser, type RoomEvent } from "../../protocol.js";
 import {
   countUsers,
   EngineUnavailableError,
@@ -46,6 +46,7 @@ declare module "ioredis" {
     rcPresenceList(hash: string, nodes: string, rooms: string, version: string, room: string): Result<[number, string[]], Context>;
     rcHeartbeat(nodes: string, connections: string, node: string, ttl: number, count: number): Result<number, Context>;
     rcStats(nodes: string, connections: string): Result<[number, number], Context>;
+    rcHistoryCounts(stream: string): Result<[number, number], Context>;
     rcNodeRemove(nodes: string, connections: string, node: string): Result<number, Context>;
   }
 }
@@ -57,6 +58,8 @@ export interface RedisEngineOptions {
   prefix: string;
   /** Messages kept per room (approximately trimmed: at least this many). @default 1000 */
   historySize: number;
+  /** A room's history expires this long (ms) after its last message. @default undefined: kept for ever */
+  historyTtlMs?: number | undefined;
   /** A node whose heartbeat is older than this (ms) is dead and its presence vanishes. @default 15000 */
   nodeTtlMs: number;
   logger: Logger;
@@ -140,6 +143,7 @@ export class RedisEngine implements Engine {
       rcPresenceList: [4, scripts.PRESENCE_LIST],
       rcHeartbeat: [2, scripts.HEARTBEAT],
       rcStats: [2, scripts.STATS],
+      rcHistoryCounts: [1, scripts.HISTORY_COUNTS],
       rcNodeRemove: [2, scripts.NODE_REMOVE],
     } as const)) {
       this.cmd.defineCommand(name, { numberOfKeys: lua[0], lua: lua[1] });
@@ -229,6 +233,7 @@ export class RedisEngine implements Engine {
         this.keys.channel(room),
         head,
         tail,
+        this.options.historyTtlMs ?? 0,
       ),
     );
     return { id, ...draft };
@@ -338,6 +343,18 @@ export class RedisEngine implements Engine {
       return { messages: entries.slice(0, query.limit).reverse().map(toMessage), truncated };
     }
     const since = query.since;
+    if (since === FROM_START) {
+      const [messages, [added, kept]] = await Promise.all([
+        this.call(() => this.cmd.xrange(key, "-", "+")) as Promise<StreamEntry[]>,
+        this.call(() => this.cmd.rcHistoryCounts(key)),
+      ]);
+      return { messages: messages.map(toMessage), truncated: added > kept };
+    }
+    if (since === MAX_ID) {
+      // nothing follows it (and Redis refuses an exclusive range that starts there)
+      const found = (await this.call(() => this.cmd.xrange(key, since, since, "COUNT", 1))) as StreamEntry[];
+      return { messages: [], truncated: found.length === 0 };
+    }
     const replies = await this.call(() =>
       this.cmd.multi().xrange(key, since, since, "COUNT", 1).xrange(key, `(${since}`, "+").exec(),
     );
