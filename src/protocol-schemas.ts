@@ -11,11 +11,19 @@ import {
   graphemeLength,
   INVISIBLE_ONLY,
   LONE_SURROGATE,
-  ROOM_ID,
+  roomId,
   USERNAME_MAX,
 } from "./protocol.js";
 
-export const roomIdSchema = z.string().regex(ROOM_ID);
+/** A room id, normalised to NFC (so `é` typed two ways is one room). */
+export const roomIdSchema = z.string().transform((s, ctx) => {
+  const id = roomId(s);
+  if (id === undefined) {
+    ctx.addIssue({ code: "custom", message: "a room id is 1 to 64 letters or digits of any script, or _ - . :" });
+    return z.NEVER;
+  }
+  return id;
+});
 
 /** A message id, by its real range (each part an unsigned 64-bit integer), in its canonical spelling. */
 export const messageIdSchema = z.string().transform((s, ctx) => {
@@ -68,3 +76,6 @@ export const payloadSchema = z.custom<Record<string, unknown>>(
 );
 export const joinSinceSchema = messageIdSchema.optional();
 export const typingFlagSchema = z.boolean();
+
+/** How many messages a history page may ask for: 1 to the history size. */
+export const historyLimitSchema = (max: number) => z.number().int().min(1).max(max);

@@ -16,6 +16,10 @@ export const ERROR_CODES = [
   "UNAUTHORIZED",
   "UNAVAILABLE",
   "SLOW_CONSUMER",
+  "FORBIDDEN",
+  "TOKEN_EXPIRED",
+  "KICKED",
+  "BANNED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -24,13 +28,27 @@ export interface WireError {
   message: string;
 }
 
-/** The answer to any client event that carries an acknowledgement callback. */
-export type Ack = { ok: true; id?: string } | { ok: false; error: WireError };
+/**
+ * The answer to any client event that carries an acknowledgement callback. `say` is answered with
+ * its message's `id`; `history` (scrollback) with `messages` and `more`.
+ */
+export type Ack = { ok: true; id?: string; messages?: ChatMessage[]; more?: boolean } | { ok: false; error: WireError };
 
 // ---- identifiers -------------------------------------------------------------------------------
 
-/** 1–64 characters of `A–Z a–z 0–9 _ - . :`. */
-export const ROOM_ID = /^[A-Za-z0-9_\-.:]{1,64}$/;
+/**
+ * 1–64 characters, each a letter or digit of any script (with its combining marks: Devanagari's
+ * vowel signs are marks) or one of `_ - . :`: `tea`, `茶室`, `नमस्ते`. Redis keys and nginx take
+ * UTF-8; a room id is used in its NFC form (see `roomIdSchema`), so one name is one room.
+ */
+export const ROOM_ID = /^[\p{L}\p{M}\p{Nd}_\-.:]{1,64}$/u;
+
+/** The room id in its one form (NFC), or undefined when it is not a room id. */
+export function roomId(raw: unknown): string | undefined {
+  if (typeof raw !== "string") return undefined;
+  const id = raw.normalize("NFC");
+  return ROOM_ID.test(id) ? id : undefined;
+}
 
 /** `"<integer>-<integer>"`, the form of a Redis stream id (each part also at most 2^64 − 1: see `canonicalId`). */
 export const MESSAGE_ID = /^\d{1,20}-\d{1,20}$/;
@@ -123,7 +141,8 @@ export function charLength(text: string): number {
 // ---- client → server payloads ----------------------------------------------------------------
 
 export interface JoinRequest {
-  username: string;
+  /** Ignored with tokens: the name members see is the token's. */
+  username?: string;
   since?: string;
 }
 export interface SayRequest {
@@ -131,6 +150,11 @@ export interface SayRequest {
 }
 export interface TypingRequest {
   typing: boolean;
+}
+/** Scrollback: the `limit` messages before `before`, oldest first (answered in the ack). */
+export interface HistoryRequest {
+  before: string;
+  limit?: number;
 }
 
 // ---- server → client `message` events ----------------------------------------------------------
@@ -140,29 +164,67 @@ export interface ChatMessage {
   username: string;
   text: string;
   ts: number;
+  /** The sender's user id (a token's `sub`); only with tokens, where names need not be unique. */
+  user?: string;
 }
 
+/**
+ * One user in a room's presence. Users are told apart by `user` with tokens (two people may share
+ * a name) and by `username` without (`user` is then left out).
+ */
 export interface PresenceUser {
   username: string;
   connections: number;
+  user?: string;
 }
 
-/** The order of `presence` lists: by username. */
-export const byUsername = (a: PresenceUser, b: PresenceUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
+/** Who joined or left, in a `presence_diff`: one entry per connection. */
+export interface PresenceRef {
+  username: string;
+  user?: string;
+  /** A reconnect that recovered with `since`: the same person coming back, not a new arrival. */
+  rejoin?: boolean;
+}
+
+/** The key that tells users apart (see PresenceUser). */
+export const userKey = (u: { username: string; user?: string | undefined }): string => u.user ?? u.username;
+
+/** The order of `presence` lists: by username, then user id. */
+export const byUsername = (a: PresenceUser, b: PresenceUser): number =>
+  a.username < b.username ? -1 : a.username > b.username ? 1 : userKey(a) < userKey(b) ? -1 : userKey(a) > userKey(b) ? 1 : 0;
 
 /**
  * In big rooms (see `--big-room`), the joins and quits of the last ~100 ms on one process, as one
- * event instead of a `join` or `broadcast_quit` each: a username once per connection that joined
- * or left. `version` orders presence changes: a client that got `presence` applies the diffs that
- * follow it with a higher version. (The server drops older ones where it can, but a diff published
- * just before the snapshot was read may still arrive after it: Redis answers the read and
- * publishes the diff on two different connections.)
+ * event instead of a `join` or `broadcast_quit` each: an entry per connection that joined or
+ * left; also how a process that died is taken out of presence (its members in `left`, sent once
+ * by the process that noticed). `version` orders presence changes: a client that got `presence`
+ * applies the diffs (and versioned `join`/`broadcast_quit` notices) that follow it with a higher
+ * version, and ignores the others.
  */
 export interface PresenceDiff {
-  joined: string[];
-  left: string[];
+  joined: PresenceRef[];
+  left: PresenceRef[];
   version: number;
   ts: number;
+}
+
+/**
+ * `version`: the room's presence version after this join or quit (see PresenceDiff). `rejoin`: a
+ * reconnect that recovered with `since` (the person never left as far as the room is concerned:
+ * pages update who is online without a "joined" line).
+ */
+export interface JoinNotice {
+  username: string;
+  ts: number;
+  user?: string;
+  version?: number;
+  rejoin?: boolean;
+}
+export interface QuitNotice {
+  username: string;
+  ts: number;
+  user?: string;
+  version?: number;
 }
 
 export interface HistoryData {
@@ -172,11 +234,13 @@ export interface HistoryData {
 
 /** Events that travel through a room's channel to every subscribed process. */
 export type RoomEvent =
-  | { event: "join"; data: { username: string; ts: number } }
+  | { event: "join"; data: JoinNotice }
   | { event: "broadcast_say"; data: ChatMessage }
-  | { event: "broadcast_quit"; data: { username: string; ts: number } }
-  | { event: "typing"; data: { username: string; typing: boolean } }
-  | { event: "presence_diff"; data: PresenceDiff };
+  | { event: "broadcast_quit"; data: QuitNotice }
+  | { event: "typing"; data: { username: string; typing: boolean; user?: string } }
+  | { event: "presence_diff"; data: PresenceDiff }
+  /** A message removed by the application (server API): pages take it off the log. */
+  | { event: "delete"; data: { id: string } };
 
 /** Everything the server sends, always as the Socket.IO event `message`. */
 export type ServerMessage =

@@ -9,7 +9,7 @@ import {
   type PresenceSnapshot,
   type RoomListener,
 } from "../engine/engine.js";
-import type { ChatMessage, HistoryData, RoomEvent, ServerMessage } from "../protocol.js";
+import { userKey, type ChatMessage, type HistoryData, type RoomEvent, type ServerMessage, type WireError } from "../protocol.js";
 import { ChatError } from "./errors.js";
 import { compareIds } from "./ids.js";
 import { SharedQuery } from "./shared-query.js";
@@ -22,6 +22,11 @@ export interface MemberSink {
   send(member: string, message: ServerMessage): void;
   /** From now on `broadcast` reaches this member. */
   enter(member: string, room: string): void;
+  /**
+   * Tells the member why and closes its connection: a Socket.IO disconnect (the client does not
+   * come back by itself: kicked), or with `reconnect` a transport close (it does: token expired).
+   */
+  close(member: string, error: WireError, reconnect: boolean): void;
 }
 
 export interface ChatOptions {
@@ -40,7 +45,7 @@ export interface ChatOptions {
 
 /** A big room's presence changes on this process that wait for the next `presence_diff`. */
 interface PresenceBatch {
-  joined: { member: string; username: string }[];
+  joined: { member: string; username: string; user?: string | undefined; rejoin?: boolean }[];
   left: string[];
   done: Promise<void>;
   settle: (err?: unknown) => void;
@@ -49,7 +54,10 @@ interface PresenceBatch {
 export interface Member {
   readonly id: string;
   readonly room: string;
+  /** The name members see. */
   readonly username: string;
+  /** The user id with tokens (a token's `sub`); without, users are their usernames. */
+  readonly user?: string | undefined;
 }
 
 /** A room with members on this process. */
@@ -57,9 +65,11 @@ interface LocalRoom {
   /** Resolves when this process receives the room's events. */
   subscribed: Promise<void>;
   /** Members that have entered. */
-  members: Set<string>;
+  members: Map<string, Member>;
   /** Members between `join` and entering: events that arrive meanwhile wait here for them. */
   joining: Map<string, RoomEvent[]>;
+  /** Who those joining members are (a kick also stops a join under way). */
+  joiningMembers: Map<string, Member>;
   /** Per-member except lists of the waiting events (typing is not shown to its author). */
   waitingExcept: Map<RoomEvent, string | undefined>;
   /** The room's presence, and its newest messages, read once for all the members joining at once. */
@@ -98,20 +108,25 @@ export class Chat {
   async join(member: Member, since: string | undefined): Promise<void> {
     const room = this.acquire(member.room);
     room.joining.set(member.id, []);
+    room.joiningMembers.set(member.id, member);
     let present = false;
     try {
+      if (await this.engine.banned(member.room, userKey(member))) throw new ChatError("BANNED", "you are banned from this room for now");
       await room.subscribed;
       // The history first: what can still fail here must leave no trace, no presence entry and no
       // notice. (Events of the room that arrive meanwhile wait in `joining`.)
       const history = await (since === undefined ? room.recent.get() : this.engine.history(member.room, { since, limit: this.options.historyOnJoin }));
+      // A join with `since` is a reconnect: the room sees the person come back, not arrive.
+      const rejoin = since !== undefined;
+      const entry = { member: member.id, username: member.username, user: member.user };
+      /** The version of the joiner's own `join` notice: it gets that one although the snapshot holds it. */
+      let own: number | undefined;
       if (this.isBig(room)) {
-        await this.batchPresence(member.room, room, { joined: { member: member.id, username: member.username } });
-        present = true;
+        await this.batchPresence(member.room, room, { joined: { ...entry, rejoin } });
       } else {
-        await this.engine.addPresence(member.room, member.id, member.username);
-        present = true;
-        await this.engine.publishNotice(member.room, { event: "join", data: { username: member.username, ts: Date.now() } });
+        own = await this.engine.addPresence(member.room, entry, { ts: Date.now(), rejoin });
       }
+      present = true;
       const snapshot = await room.presence.get();
       this.sink.send(member.id, { event: "history", data: history });
       this.sink.send(member.id, { event: "presence", data: { users: snapshot.users, version: snapshot.version } });
@@ -123,8 +138,9 @@ export class Chat {
           if (event.event === "broadcast_say") {
             if (seen !== undefined && compareIds(event.data.id, seen) <= 0) continue;
             seen = event.data.id;
-          } else if (event.event === "presence_diff" && event.data.version <= snapshot.version) {
-            continue; // already in the snapshot
+          } else if (event.event === "presence_diff" || event.event === "join" || event.event === "broadcast_quit") {
+            const version = event.data.version ?? Infinity;
+            if (version <= snapshot.version && version !== own) continue; // already in the snapshot
           }
           if (room.waitingExcept.get(event) === member.id) continue;
           this.sink.send(member.id, event);
@@ -141,11 +157,13 @@ export class Chat {
         sendWaiting();
       }
       room.joining.delete(member.id);
+      room.joiningMembers.delete(member.id);
       this.pruneWaiting(room);
-      room.members.add(member.id);
+      room.members.set(member.id, member);
       this.sink.enter(member.id, member.room);
     } catch (err) {
       room.joining.delete(member.id);
+      room.joiningMembers.delete(member.id);
       this.pruneWaiting(room);
       if (present) await this.removePresence(member.room, room, member.id).catch(() => {});
       this.release(member.room, room);
@@ -156,7 +174,48 @@ export class Chat {
   /** Publishes a message to the member's room; resolves with it once the room has it. */
   async say(member: Member, text: string): Promise<ChatMessage> {
     try {
-      return await this.engine.publishMessage(member.room, { username: member.username, text, ts: Date.now() });
+      return await this.engine.publishMessage(member.room, { username: member.username, user: member.user, text, ts: Date.now() });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** A message from the application (server API): stored and delivered like any other. */
+  async post(room: string, username: string, text: string): Promise<ChatMessage> {
+    try {
+      return await this.engine.publishMessage(room, { username, text, ts: Date.now() });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Removes a message from the room's history and from every member's view; false: no such message. */
+  async deleteMessage(room: string, id: string): Promise<boolean> {
+    try {
+      return await this.engine.deleteMessage(room, id);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /**
+   * Closes every connection of the user in the room, on every process (`kick` travels on the
+   * room's channel); with `banSeconds`, its joins are refused with BANNED until then.
+   */
+  async kick(room: string, user: string, banSeconds: number | undefined): Promise<void> {
+    try {
+      if (banSeconds !== undefined && banSeconds > 0) await this.engine.ban(room, user, Date.now() + banSeconds * 1000);
+      await this.engine.publishNotice(room, { event: "kick", data: { user } });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Scrollback: the `limit` messages before `before`, oldest first; `more`: older ones are kept. */
+  async older(room: string, before: string, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    try {
+      const { messages, truncated } = await this.engine.history(room, { before, limit });
+      return { messages, more: truncated };
     } catch (err) {
       throw unavailable(err);
     }
@@ -164,8 +223,9 @@ export class Chat {
 
   /** Tells the other members of the room that this member is (or stopped) typing. */
   async typing(member: Member, typing: boolean): Promise<void> {
+    const data = member.user === undefined ? { username: member.username, typing } : { username: member.username, user: member.user, typing };
     try {
-      await this.engine.publishNotice(member.room, { event: "typing", data: { username: member.username, typing } }, member.id);
+      await this.engine.publishNotice(member.room, { event: "typing", data }, member.id);
     } catch (err) {
       throw unavailable(err);
     }
@@ -179,10 +239,8 @@ export class Chat {
       // the quit goes out in the room's next presence_diff; failed (Redis down): retried by the engine
       await this.batchPresence(member.room, room, { left: member.id }).catch(() => {});
     } else {
-      await this.engine.removePresence(member.room, member.id);
-      await this.engine
-        .publishNotice(member.room, { event: "broadcast_quit", data: { username: member.username, ts: Date.now() } })
-        .catch(() => {}); // Redis is down: its members' sockets see the quit in the presence they get next
+      // failed (Redis down): the engine removes the entry when Redis is back, silently
+      await this.engine.removePresence(member.room, member.id, { ts: Date.now() }).catch(() => {});
     }
     if (room) this.release(member.room, room);
   }
@@ -192,8 +250,9 @@ export class Chat {
     if (room) return room;
     const created: LocalRoom = {
       subscribed: Promise.resolve(),
-      members: new Set(),
+      members: new Map(),
       joining: new Map(),
+      joiningMembers: new Map(),
       waitingExcept: new Map(),
       presence: new SharedQuery(async () => {
         const snapshot = await this.engine.presenceSnapshot(name);
@@ -207,6 +266,7 @@ export class Chat {
       lastFlush: 0,
     };
     const listener: RoomListener = (event, exceptMember) => {
+      if (event.event === "kick") return this.closeUser(created, event.data.user, { code: "KICKED", message: "you were removed from this room" });
       if (event.event === "join") created.size++;
       else if (event.event === "broadcast_quit") created.size = Math.max(0, created.size - 1);
       else if (event.event === "presence_diff") created.size = Math.max(0, created.size + event.data.joined.length - event.data.left.length);
@@ -223,6 +283,12 @@ export class Chat {
     created.subscribed.catch(() => {});
     this.rooms.set(name, created);
     return created;
+  }
+
+  /** Closes this process's connections of the user in the room (and stops its joins under way). */
+  private closeUser(room: LocalRoom, user: string, error: WireError): void {
+    for (const member of room.members.values()) if (userKey(member) === user) this.sink.close(member.id, error, false);
+    for (const member of room.joiningMembers.values()) if (userKey(member) === user) this.sink.close(member.id, error, false);
   }
 
   /** The last local member is gone: this process stops receiving the room (the article never did). */
@@ -259,7 +325,7 @@ export class Chat {
   }
 
   private removePresence(name: string, room: LocalRoom, member: string): Promise<void> {
-    return this.isBig(room) ? this.batchPresence(name, room, { left: member }) : this.engine.removePresence(name, member);
+    return this.isBig(room) ? this.batchPresence(name, room, { left: member }) : this.engine.removePresence(name, member, { ts: Date.now() });
   }
 
   /**
@@ -269,7 +335,7 @@ export class Chat {
   private batchPresence(
     name: string,
     room: LocalRoom,
-    change: { joined: { member: string; username: string } } | { left: string },
+    change: { joined: PresenceBatch["joined"][number] } | { left: string },
   ): Promise<void> {
     let batch = room.batch;
     if (!batch) {

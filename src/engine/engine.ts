@@ -5,7 +5,7 @@
  * Two implementations pass the same contract suite (test/engine/contract.ts): `memory/` for one
  * process and `redis/` for any number of processes on any number of machines sharing one Redis.
  */
-import { byUsername, type ChatMessage, type HistoryData, type PresenceUser, type RoomEvent } from "../protocol.js";
+import { byUsername, userKey, type ChatMessage, type HistoryData, type PresenceRef, type PresenceUser, type RoomEvent } from "../protocol.js";
 
 /** A room's presence at one point of its presence changes. */
 export interface PresenceSnapshot {
@@ -14,19 +14,39 @@ export interface PresenceSnapshot {
   version: number;
 }
 
+/** One connection in a room's presence. */
+export interface PresenceEntry {
+  /** The connection (unique per process). */
+  member: string;
+  username: string;
+  /** The user id with tokens (a token's `sub`); users are told apart by it, else by username. */
+  user?: string | undefined;
+}
+
 /** A batch of one process's presence changes in one room. */
 export interface PresenceChanges {
-  joined: { member: string; username: string }[];
-  /** Members of this process that left (their usernames are known to the engine). */
+  joined: (PresenceEntry & { rejoin?: boolean })[];
+  /** Members of this process that left (their names are known to the engine). */
   left: string[];
   ts: number;
 }
 
-/** Receives a room's events on this process, in the order the engine accepted them. */
-export type RoomListener = (event: RoomEvent, exceptMember: string | undefined) => void;
+/**
+ * Signals between processes on a room's channel that are not for members: `kick` (the server API
+ * removes a user from the room on every process).
+ */
+export type ControlEvent = { event: "kick"; data: { user: string } };
+
+/** What a room's channel carries: events for members, and control signals. */
+export type RoomTraffic = RoomEvent | ControlEvent;
+
+/** Receives a room's traffic on this process, in the order the engine accepted it. */
+export type RoomListener = (event: RoomTraffic, exceptMember: string | undefined) => void;
 
 export interface MessageDraft {
   username: string;
+  /** The sender's user id, with tokens. */
+  user?: string | undefined;
   text: string;
   ts: number;
 }
@@ -34,7 +54,9 @@ export interface MessageDraft {
 export interface HistoryQuery {
   /** Only the messages after this id; all of them that are kept. */
   since?: string | undefined;
-  /** Without `since`: how many of the newest messages. */
+  /** Scrollback: only messages before this id, the newest `limit` of them (`truncated`: older ones are kept). */
+  before?: string | undefined;
+  /** Without `since`: how many of the newest messages (before `before`, if given). */
   limit: number;
 }
 
@@ -85,11 +107,18 @@ export interface Engine {
   publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage>;
 
   /**
-   * Publishes a notice (join, quit, typing) to the room's subscribers without storing it, in the
-   * same order as the room's messages. `exceptMember` is passed on to listeners (typing is not
-   * shown to its author). Delivered at most once.
+   * Removes a message from the history and publishes `delete {id}` to the room, in one atomic
+   * step. A client recovering with `since` = that id still gets exactly what followed it.
+   * Resolves false when the room's history has no such message.
    */
-  publishNotice(room: string, event: RoomEvent, exceptMember?: string): Promise<void>;
+  deleteMessage(room: string, id: string): Promise<boolean>;
+
+  /**
+   * Publishes a notice (typing) or a control signal (kick) to the room's subscribers without
+   * storing it, in the same order as the room's messages. `exceptMember` is passed on to
+   * listeners (typing is not shown to its author). Delivered at most once.
+   */
+  publishNotice(room: string, event: RoomTraffic, exceptMember?: string): Promise<void>;
 
   /**
    * Starts delivering the room's events to `listener`; resolves once the subscription is active,
@@ -107,16 +136,23 @@ export interface Engine {
   delivered(room: string): string | undefined;
 
   /**
-   * Without `since`: the newest `limit` messages, oldest first; `truncated` tells whether older
-   * ones are kept. With `since`: every kept message after it, oldest first; `truncated` is true
-   * when `since` is not in the history any more (trimmed, or the history was lost), so a client is
-   * never told it recovered when it could not.
+   * Without `since`: the newest `limit` messages (before `before`, if given), oldest first;
+   * `truncated` tells whether older ones are kept. With `since`: every kept message after it,
+   * oldest first; `truncated` is true when `since` is not in the history any more (trimmed, or the
+   * history was lost), so a client is never told it recovered when it could not; a deleted
+   * message still counts as in the history. `since: "0-0"` (FROM_START): every kept message,
+   * `truncated` when the room's first messages are no longer kept.
    */
   history(room: string, query: HistoryQuery): Promise<HistoryData>;
 
-  /** Records a member (one connection) in the room's presence, cluster-wide. */
-  addPresence(room: string, member: string, username: string): Promise<void>;
-  removePresence(room: string, member: string): Promise<void>;
+  /**
+   * Records a member (one connection) in the room's presence, cluster-wide. With `announce`, the
+   * room gets a `join` notice carrying the new presence version, in the same atomic step.
+   * Resolves with that version.
+   */
+  addPresence(room: string, entry: PresenceEntry, announce?: { ts: number; rejoin: boolean }): Promise<number>;
+  /** With `announce`, the room gets a `broadcast_quit` notice with the new version, atomically. */
+  removePresence(room: string, member: string, announce?: { ts: number }): Promise<void>;
   /**
    * Applies a batch of presence changes and publishes them to the room as ONE `presence_diff`
    * notice carrying the room's new presence version, in one atomic step: every snapshot is either
@@ -134,6 +170,11 @@ export interface Engine {
   /** Rooms with at least one member, cluster-wide. */
   rooms(): Promise<RoomSummary[]>;
 
+  /** Refuses the user's joins to the room until `untilMs` (epoch ms), cluster-wide. */
+  ban(room: string, user: string, untilMs: number): Promise<void>;
+  /** Whether the user is banned from the room now. */
+  banned(room: string, user: string): Promise<boolean>;
+
   /** This process's open connections, as reported in `stats()`. */
   setConnectionCount(count: number): void;
   stats(): Promise<ClusterStats>;
@@ -143,11 +184,27 @@ export interface Engine {
   onHealthChange(listener: (health: EngineHealth) => void): void;
 }
 
-/** Groups presence entries (one per connection) into users with their connection counts. */
-export function countUsers(usernames: Iterable<string>): PresenceUser[] {
-  const counts = new Map<string, number>();
-  for (const name of usernames) counts.set(name, (counts.get(name) ?? 0) + 1);
-  return [...counts]
-    .map(([username, connections]) => ({ username, connections }))
-    .sort(byUsername);
+/**
+ * Groups presence entries (one per connection) into users with their connection counts: by user
+ * id with tokens, by username without. A user listed under several names (a token renamed them)
+ * shows the last one seen.
+ */
+export function countUsers(entries: Iterable<{ username: string; user?: string | undefined }>): PresenceUser[] {
+  const users = new Map<string, PresenceUser>();
+  for (const entry of entries) {
+    const key = userKey(entry);
+    const known = users.get(key);
+    if (known) {
+      known.connections++;
+      known.username = entry.username;
+    } else {
+      users.set(key, entry.user === undefined ? { username: entry.username, connections: 1 } : { username: entry.username, connections: 1, user: entry.user });
+    }
+  }
+  return [...users.values()].sort(byUsername);
+}
+
+/** What members see of a presence entry: the name, and the user id where there is one. */
+export function presenceRef(entry: { username: string; user?: string | undefined }): PresenceRef {
+  return entry.user === undefined ? { username: entry.username } : { username: entry.username, user: entry.user };
 }

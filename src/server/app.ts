@@ -31,7 +31,7 @@ export interface RunningServer {
 export function createEngine(config: ServeConfig, logger: Logger): Engine {
   return config.redis
     ? new RedisEngine({
-        url: config.redis,
+        target: { kind: "single", url: config.redis },
         prefix: config.redisPrefix,
         historySize: config.historySize,
         historyTtlMs: config.historyTtl,

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { Chat } from "../chat/chat.js";
 import type { ServeConfig } from "../config.js";
 import { EngineUnavailableError, type Engine } from "../engine/engine.js";
-import { ROOM_ID } from "../protocol.js";
+import { canonicalId, roomId } from "../protocol.js";
 import type { Metrics } from "./metrics.js";
 
 /** The built web client (`npm run build` bundles web/ into dist/web/). */
@@ -112,16 +112,19 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
 
     const roomPath = /^\/api\/rooms\/([^/]+)\/(history|presence)$/.exec(path);
     if (roomPath) {
-      const room = decodeURIComponent(roomPath[1] ?? "");
-      if (!ROOM_ID.test(room)) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :");
+      const room = roomId(decodeURIComponent(roomPath[1] ?? ""));
+      if (room === undefined) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 letters or digits of any script, or _ - . :");
       if (roomPath[2] === "presence") return json(res, 200, await engine.presenceSnapshot(room));
       const rawLimit = url.searchParams.get("limit");
       const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
       if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {
         return refuse(res, 400, "BAD_LIMIT", `limit must be a whole number from 1 to ${config.historySize}`);
       }
-      const { messages } = await engine.history(room, { limit });
-      return json(res, 200, { messages });
+      const rawBefore = url.searchParams.get("before");
+      const before = rawBefore === null ? undefined : canonicalId(rawBefore);
+      if (rawBefore !== null && before === undefined) return refuse(res, 400, "BAD_PAYLOAD", "before must be a message id such as 1700000000000-0");
+      const { messages, truncated } = await engine.history(room, { limit, before });
+      return json(res, 200, { messages, more: truncated });
     }
 
     return refuse(res, 404, "NOT_FOUND", "no such page");

@@ -10,7 +10,9 @@ import { ChatError } from "../chat/errors.js";
 import { TokenBucket } from "../chat/rate-limit.js";
 import type { Engine } from "../engine/engine.js";
 import {
+  historyLimitSchema,
   joinSinceSchema,
+  messageIdSchema,
   payloadSchema,
   roomIdSchema,
   textSchema,
@@ -53,6 +55,14 @@ export function socketSink(io: Server, metrics: Metrics, guard: QueueGuard): Mem
       // what is still waiting for the room was sent to the member while it joined
       fanout.flush(room);
       void sockets.get(member)?.join(ioRoom(room));
+    },
+    close(member: string, error: WireError, reconnect: boolean): void {
+      const socket = sockets.get(member);
+      if (!socket) return;
+      if (guard.admit(socket)) socket.emit(SERVER_EVENT, { event: "error", data: error } satisfies ServerMessage);
+      // A transport close makes the client reconnect by itself; a Socket.IO disconnect does not.
+      if (reconnect) socket.conn.close();
+      else socket.disconnect(true);
     },
   };
 }
@@ -140,6 +150,7 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
     const typingBucket = new TokenBucket(config.rateLimit, config.rateBurst);
     // a join succeeds once per connection, but a refused one may be tried again: not unboundedly
     const joinBucket = new TokenBucket(config.rateLimit, config.rateBurst);
+    const historyBucket = new TokenBucket(config.rateLimit, config.rateBurst);
     const refusalBucket = new TokenBucket(config.rateLimit, config.rateBurst * FLOOD_BURST_FACTOR);
     let member: Member | undefined;
     let joining: Promise<void> | undefined;
@@ -186,6 +197,17 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
       return {};
     });
 
+    // Scrollback: the messages before one the member has, for a page scrolled to its top.
+    handle(socket, refusalBucket, "history", async (payload) => {
+      if (!historyBucket.take()) throw new ChatError("RATE_LIMITED", "too many history requests, slow down");
+      const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
+      const before = parse(messageIdSchema, p["before"], "BAD_PAYLOAD");
+      const limit = parse(historyLimitSchema(config.historySize), p["limit"] ?? config.historyOnJoin, "BAD_PAYLOAD");
+      const member = await joined();
+      const page = await chat.older(member.room, before, limit);
+      return { messages: page.messages, more: page.more };
+    });
+
     socket.on("disconnect", () => {
       countConnections();
       const open = (perAddress.get(address) ?? 1) - 1;
@@ -205,7 +227,7 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
    * exception; answers count against the member's queue like everything else sent to it, and a
    * connection whose refusals run far past the rate limit is closed.
    */
-  function handle(socket: Socket, refusals: TokenBucket, event: string, run: (payload: unknown) => Promise<{ id?: string }>): void {
+  function handle(socket: Socket, refusals: TokenBucket, event: string, run: (payload: unknown) => Promise<Omit<Extract<Ack, { ok: true }>, "ok">>): void {
     socket.on(event, (...args: unknown[]) => {
       const ack = typeof args.at(-1) === "function" ? (args.pop() as (answer: Ack) => void) : undefined;
       run(args[0]).then(

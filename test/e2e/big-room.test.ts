@@ -12,13 +12,16 @@ import { startRedis } from "../helpers/redis.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
 
 /**
- * What a client that applies diffs newer than its presence believes: username → connections. (Members who
- * joined while the room was small learnt of later changes from join notices, which are not ordered
- * against their snapshot: the web client re-reads presence on those; only diffs are exact.)
+ * What a client that applies every presence change newer than its presence believes: username →
+ * connections. Diffs, joins and quits all carry the room's presence version, so the model is exact.
  */
 function presenceModel(inbox: ServerMessage[]): Map<string, number> {
   const model = new Map<string, number>();
   let version = 0;
+  const add = (name: string, n: number) => {
+    model.set(name, (model.get(name) ?? 0) + n);
+    if (model.get(name) === 0) model.delete(name);
+  };
   for (const m of inbox) {
     if (m.event === "presence") {
       version = m.data.version ?? 0;
@@ -26,9 +29,11 @@ function presenceModel(inbox: ServerMessage[]): Map<string, number> {
       for (const u of m.data.users) model.set(u.username, u.connections);
     } else if (m.event === "presence_diff" && m.data.version > version) {
       version = m.data.version;
-      for (const name of m.data.joined) model.set(name, (model.get(name) ?? 0) + 1);
-      for (const name of m.data.left) model.set(name, (model.get(name) ?? 0) - 1);
-      for (const [name, n] of model) if (n === 0) model.delete(name);
+      for (const { username } of m.data.joined) add(username, 1);
+      for (const { username } of m.data.left) add(username, -1);
+    } else if ((m.event === "join" || m.event === "broadcast_quit") && (m.data.version ?? 0) > version) {
+      version = m.data.version!;
+      add(m.data.username, m.event === "join" ? 1 : -1);
     }
   }
   return model;

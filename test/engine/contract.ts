@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compareIds } from "../../src/chat/ids.js";
-import type { Engine } from "../../src/engine/engine.js";
-import type { RoomEvent } from "../../src/protocol.js";
+import type { Engine, RoomTraffic } from "../../src/engine/engine.js";
+import type { PresenceDiff } from "../../src/protocol.js";
 import { withTimeout } from "../helpers/processes.js";
 
 export interface EngineFactory {
@@ -16,11 +16,11 @@ export interface EngineFactory {
 
 /** Collects what a listener receives and lets a test wait for a count. */
 export function recorder() {
-  const events: { event: RoomEvent; except: string | undefined }[] = [];
+  const events: { event: RoomTraffic; except: string | undefined }[] = [];
   let wake: (() => void) | undefined;
   return {
     events,
-    listener: (event: RoomEvent, except: string | undefined) => {
+    listener: (event: RoomTraffic, except: string | undefined) => {
       events.push({ event, except });
       wake?.();
     },
@@ -96,27 +96,33 @@ export function engineContract(name: string, factory: EngineFactory): void {
       }
     });
 
-    it("delivers a room's messages and notices to its subscriber in order, and stops after unsubscribe", async () => {
+    it("delivers a room's messages, notices and control signals to its subscriber in order, and stops after unsubscribe", async () => {
       const engine = await factory.create({ historySize: 100 });
       try {
         const rec = recorder();
         const other = recorder();
         await engine.subscribe("r", rec.listener);
         await engine.subscribe("elsewhere", other.listener);
-        await engine.publishNotice("r", { event: "join", data: { username: "ann", ts: 1 } });
+        const joinVersion = await engine.addPresence("r", { member: "member-1", username: "ann" }, { ts: 1, rejoin: false });
         const m1 = await engine.publishMessage("r", draft("hello"));
         await engine.publishNotice("r", { event: "typing", data: { username: "ann", typing: true } }, "member-1");
         const m2 = await engine.publishMessage("r", draft("again"));
-        await engine.publishNotice("r", { event: "broadcast_quit", data: { username: "ann", ts: 2 } });
-        const events = await rec.waitFor(5);
+        await engine.publishNotice("r", { event: "kick", data: { user: "bob" } });
+        await engine.removePresence("r", "member-1", { ts: 2 });
+        const events = await rec.waitFor(6);
         assert.deepEqual(
           events.map((e) => e.event.event),
-          ["join", "broadcast_say", "typing", "broadcast_say", "broadcast_quit"],
+          ["join", "broadcast_say", "typing", "broadcast_say", "kick", "broadcast_quit"],
         );
+        assert.deepEqual(events[0]!.event.data, { username: "ann", ts: 1, version: joinVersion });
         assert.deepEqual(events[1]!.event.data, m1);
         assert.deepEqual(events[3]!.event.data, m2);
         assert.equal(events[2]!.except, "member-1");
         assert.equal(events[1]!.except, undefined);
+        assert.deepEqual(events[4]!.event.data, { user: "bob" });
+        const quit = events[5]!.event.data as { username: string; version: number };
+        assert.equal(quit.username, "ann");
+        assert.ok(quit.version > joinVersion, "a quit's version follows the join's");
         assert.equal(other.events.length, 0, "no event of room r in another room");
 
         await engine.unsubscribe("r");
@@ -124,7 +130,76 @@ export function engineContract(name: string, factory: EngineFactory): void {
         // A message to the other room, published after, proves the unheard one had its chance.
         await engine.publishMessage("elsewhere", draft("marker"));
         await other.waitFor(1);
-        assert.equal(rec.events.length, 5);
+        assert.equal(rec.events.length, 6);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("announces a join with `since` as a rejoin, and adds presence silently without an announcement", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const rec = recorder();
+        await engine.subscribe("rj", rec.listener);
+        await engine.addPresence("rj", { member: "m1", username: "ann" }, { ts: 3, rejoin: true });
+        await engine.addPresence("rj", { member: "m2", username: "bob" });
+        await engine.removePresence("rj", "m2");
+        await engine.publishMessage("rj", draft("marker"));
+        const events = await rec.waitFor(2);
+        assert.deepEqual(events.map((e) => e.event.event), ["join", "broadcast_say"]);
+        assert.equal((events[0]!.event.data as { rejoin?: boolean }).rejoin, true);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("deletes a message: gone from history, `delete` to the room, and `since` naming it still recovers exactly", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const rec = recorder();
+        await engine.subscribe("d", rec.listener);
+        const sent = [];
+        for (let i = 0; i < 5; i++) sent.push(await engine.publishMessage("d", draft(`m${i}`)));
+        assert.equal(await engine.deleteMessage("d", sent[2]!.id), true);
+        assert.equal(await engine.deleteMessage("d", sent[2]!.id), false, "only once");
+        assert.equal(await engine.deleteMessage("d", "1-0"), false, "no such message");
+        const events = await rec.waitFor(6);
+        assert.deepEqual(events[5]!.event, { event: "delete", data: { id: sent[2]!.id } });
+        assert.deepEqual((await engine.history("d", { limit: 50 })).messages.map((m) => m.text), ["m0", "m1", "m3", "m4"]);
+        const after = await engine.history("d", { since: sent[2]!.id, limit: 50 });
+        assert.deepEqual([after.messages.map((m) => m.text), after.truncated], [["m3", "m4"], false]);
+        const fromStart = await engine.history("d", { since: "0-0", limit: 50 });
+        assert.deepEqual([fromStart.messages.length, fromStart.truncated], [4, false]);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("pages back through history with `before`", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        const sent = [];
+        for (let i = 0; i < 10; i++) sent.push(await engine.publishMessage("b", draft(`m${i}`)));
+        const page1 = await engine.history("b", { before: sent[7]!.id, limit: 3 });
+        assert.deepEqual([page1.messages.map((m) => m.text), page1.truncated], [["m4", "m5", "m6"], true]);
+        const page2 = await engine.history("b", { before: page1.messages[0]!.id, limit: 5 });
+        assert.deepEqual([page2.messages.map((m) => m.text), page2.truncated], [["m0", "m1", "m2", "m3"], false]);
+        const edge = await engine.history("b", { before: "18446744073709551615-18446744073709551615", limit: 2 });
+        assert.deepEqual(edge.messages.map((m) => m.text), ["m8", "m9"]);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("bans a user from a room until the ban ends", async () => {
+      const engine = await factory.create({ historySize: 100 });
+      try {
+        await engine.ban("banned-room", "mallory", Date.now() + 600);
+        assert.equal(await engine.banned("banned-room", "mallory"), true);
+        assert.equal(await engine.banned("banned-room", "alice"), false);
+        assert.equal(await engine.banned("other-room", "mallory"), false);
+        await new Promise((r) => setTimeout(r, 700)); // the ban's own expiry: there is no event to await
+        assert.equal(await engine.banned("banned-room", "mallory"), false);
       } finally {
         await engine.close();
       }
@@ -133,10 +208,21 @@ export function engineContract(name: string, factory: EngineFactory): void {
     it("keeps presence per connection and lists each username once with its connection count", async () => {
       const engine = await factory.create({ historySize: 100 });
       try {
-        await engine.addPresence("p", "c1", "ann");
-        await engine.addPresence("p", "c2", "ann");
-        await engine.addPresence("p", "c3", "bob");
-        await engine.addPresence("q", "c4", "cid");
+        await engine.addPresence("p", { member: "c1", username: "ann" });
+        await engine.addPresence("p", { member: "c2", username: "ann" });
+        await engine.addPresence("p", { member: "c3", username: "bob" });
+        await engine.addPresence("q", { member: "c4", username: "cid" });
+        // with tokens, users are told apart by id: two "sam"s are two users
+        await engine.addPresence("t", { member: "c5", username: "sam", user: "u1" });
+        await engine.addPresence("t", { member: "c6", username: "sam", user: "u2" });
+        await engine.addPresence("t", { member: "c7", username: "sam", user: "u2" });
+        assert.deepEqual(await engine.presence("t"), [
+          { username: "sam", user: "u1", connections: 1 },
+          { username: "sam", user: "u2", connections: 2 },
+        ]);
+        await engine.removePresence("t", "c5");
+        await engine.removePresence("t", "c6");
+        await engine.removePresence("t", "c7");
         assert.deepEqual(await engine.presence("p"), [
           { username: "ann", connections: 2 },
           { username: "bob", connections: 1 },
@@ -169,7 +255,7 @@ export function engineContract(name: string, factory: EngineFactory): void {
         await engine.subscribe("big", rec.listener);
         const empty = await engine.presenceSnapshot("big");
         assert.deepEqual(empty.users, []);
-        await engine.addPresence("big", "c0", "zed");
+        await engine.addPresence("big", { member: "c0", username: "zed" });
         const afterAdd = await engine.presenceSnapshot("big");
         assert.ok(afterAdd.version > empty.version, "a single add moves the version too");
 
@@ -184,8 +270,8 @@ export function engineContract(name: string, factory: EngineFactory): void {
         });
         const [first] = await rec.waitFor(1);
         assert.equal(first!.event.event, "presence_diff");
-        const diff1 = first!.event.data as { joined: string[]; left: string[]; version: number; ts: number };
-        assert.deepEqual([diff1.joined, diff1.left, diff1.ts], [["ann", "ann", "bob"], [], 5]);
+        const diff1 = first!.event.data as PresenceDiff;
+        assert.deepEqual([diff1.joined, diff1.left, diff1.ts], [[{ username: "ann" }, { username: "ann" }, { username: "bob" }], [], 5]);
         const snapshot = await engine.presenceSnapshot("big");
         assert.equal(snapshot.version, diff1.version, "the snapshot holds exactly what the diff announced");
         assert.deepEqual(snapshot.users, [
@@ -195,14 +281,14 @@ export function engineContract(name: string, factory: EngineFactory): void {
         ]);
 
         // members of this process that left, by member id; unknown members are not announced
-        await engine.changePresence("big", { joined: [{ member: "c4", username: "cid" }], left: ["c1", "c3", "nobody"], ts: 6 });
+        await engine.changePresence("big", { joined: [{ member: "c4", username: "cid", user: "u4", rejoin: true }], left: ["c1", "c3", "nobody"], ts: 6 });
         const events = await rec.waitFor(2);
-        const diff2 = events[1]!.event.data as { joined: string[]; left: string[]; version: number };
-        assert.deepEqual([diff2.joined, diff2.left.sort()], [["cid"], ["ann", "bob"]]);
+        const diff2 = events[1]!.event.data as PresenceDiff;
+        assert.deepEqual([diff2.joined, diff2.left.map((l) => l.username).sort()], [[{ username: "cid", user: "u4", rejoin: true }], ["ann", "bob"]]);
         assert.ok(diff2.version > diff1.version);
         assert.deepEqual(await engine.presence("big"), [
           { username: "ann", connections: 1 },
-          { username: "cid", connections: 1 },
+          { username: "cid", user: "u4", connections: 1 },
           { username: "zed", connections: 1 },
         ]);
         assert.deepEqual((await engine.rooms()).find((r) => r.room === "big")?.users, 3);

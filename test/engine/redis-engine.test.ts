@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { compareIds } from "../../src/chat/ids.js";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.js";
-import type { ChatMessage } from "../../src/protocol.js";
+import type { ChatMessage, PresenceDiff } from "../../src/protocol.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { engineContract, recorder } from "./contract.js";
@@ -20,7 +20,7 @@ after(() => cleanup.run());
 
 const logger = pino({ level: "silent" });
 function engineOn(prefix: string, historySize = 1000, nodeTtlMs = 15_000) {
-  return new RedisEngine({ url: redis.url, prefix, historySize, nodeTtlMs, logger });
+  return new RedisEngine({ target: { kind: "single", url: redis.url }, prefix, historySize, nodeTtlMs, logger });
 }
 
 engineContract("redis", {
@@ -71,9 +71,9 @@ describe("Redis engine across processes", () => {
     try {
       a.setConnectionCount(2);
       b.setConnectionCount(3);
-      await a.addPresence("r", "s1", "ann");
-      await b.addPresence("r", "s2", "ann");
-      await b.addPresence("r", "s3", "bob");
+      await a.addPresence("r", { member: "s1", username: "ann" });
+      await b.addPresence("r", { member: "s2", username: "ann" });
+      await b.addPresence("r", { member: "s3", username: "bob" });
       assert.deepEqual(await a.presence("r"), [
         { username: "ann", connections: 2 },
         { username: "bob", connections: 1 },
@@ -92,26 +92,40 @@ describe("Redis engine across processes", () => {
     }
   });
 
-  it("drops the presence of a process whose heartbeat stopped, within its node TTL", async () => {
+  it("takes a dead process's members out of presence within its node TTL, and tells each room once", async () => {
     const prefix = `d${randomUUID().slice(0, 8)}:`;
-    const a = engineOn(prefix, 1000, 1000);
-    const admin = new Redis(redis.url);
-    await a.start();
+    const ttl = 1500;
+    const a = engineOn(prefix, 1000, ttl);
+    const b = engineOn(prefix, 1000, ttl);
+    const c = engineOn(prefix, 1000, ttl);
+    await Promise.all([a.start(), b.start(), c.start()]);
     try {
-      await a.addPresence("r", "s1", "ann");
-      // A process that died without a word: its node record is the only thing that ages.
-      await admin.hset(`${prefix}presence:r`, "ghost-node/s9", "zed");
-      await admin.zadd(`${prefix}nodes`, Date.now() + 500, "ghost-node");
-      const before = await a.presence("r");
-      assert.deepEqual(before.map((u) => u.username), ["ann", "zed"]);
-      const users = await eventually(async () => {
-        const now = await a.presence("r");
-        return now.length === 1 ? now : undefined;
-      }, 5000, "the dead node's entry to vanish");
-      assert.deepEqual(users, [{ username: "ann", connections: 1 }]);
+      const rec = recorder();
+      await a.subscribe("r", rec.listener);
+      await a.addPresence("r", { member: "s1", username: "ann" });
+      await b.addPresence("r", { member: "s2", username: "zed" });
+      await b.addPresence("r", { member: "s3", username: "zoe", user: "u3" });
+      await b.addPresence("other", { member: "s4", username: "zed" });
+      assert.deepEqual((await a.presence("r")).map((u) => u.username), ["ann", "zed", "zoe"]);
+      // b dies without a word: its heartbeat stops, its entries stay until someone notices
+      const died = Date.now();
+      await b.crash();
+      const [diff] = await rec.waitFor(1, ttl + 3000);
+      const seenAfter = Date.now() - died;
+      assert.equal(diff!.event.event, "presence_diff");
+      const data = diff!.event.data as PresenceDiff;
+      assert.deepEqual([data.joined, data.left.sort((x, y) => (x.username < y.username ? -1 : 1))], [[], [{ username: "zed" }, { username: "zoe", user: "u3" }]]);
+      assert.ok(seenAfter < ttl + 1500, `noticed ${seenAfter} ms after the death (node TTL ${ttl} ms)`);
+      assert.deepEqual(await a.presence("r"), [{ username: "ann", connections: 1 }]);
+      assert.deepEqual(await c.presence("other"), []);
+      assert.ok(data.version > 0 && (await a.presenceSnapshot("r")).version === data.version);
+      // once: both a and c were looking, only one announced it
+      await a.publishMessage("r", { username: "x", text: "marker", ts: 1 });
+      await rec.waitFor(2);
+      assert.deepEqual(rec.events.map((e) => e.event.event), ["presence_diff", "broadcast_say"]);
+      assert.equal((await a.stats()).nodes, 2);
     } finally {
-      admin.disconnect();
-      await a.close();
+      await Promise.all([a.close(), c.close()]);
     }
   });
 

@@ -4,7 +4,7 @@
  * nothing is shown twice (messages are also de-duplicated by id).
  */
 import { io, type Socket } from "socket.io-client";
-import { byUsername, type Ack, type ChatMessage, type ErrorCode, type PresenceUser, type ServerMessage } from "../../src/protocol.js";
+import { byUsername, type Ack, type ChatMessage, type ErrorCode, type PresenceRef, type PresenceUser, type ServerMessage } from "../../src/protocol.js";
 import { compareIds } from "../../src/chat/ids.js";
 
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline";
@@ -65,6 +65,8 @@ export class ChatClient {
       if (ack.ok) {
         this.joined = true;
         this.on.state("connected");
+        // our own `join` is already in the presence snapshot the server sent: say it here
+        if (since === undefined) this.on.notice("join", this.username, Date.now());
       } else {
         this.on.error(ack.error.code, ack.error.message);
       }
@@ -82,13 +84,21 @@ export class ChatClient {
         this.accept([m.data]);
         break;
       case "join":
-        this.on.notice("join", m.data.username, m.data.ts);
-        this.refreshPresence();
+      case "broadcast_quit": {
+        const joined = m.event === "join";
+        const version = m.data.version;
+        if (version === undefined) {
+          this.on.notice(joined ? "join" : "quit", m.data.username, m.data.ts);
+          this.refreshPresence();
+          break;
+        }
+        if (version <= this.presenceVersion) break; // already in the presence we have
+        this.presenceVersion = version;
+        const ref = [{ username: m.data.username, ...(m.data.user === undefined ? {} : { user: m.data.user }) }];
+        // a reconnect that recovered is the same person coming back: no "joined" line
+        this.applyDiff(joined ? ref : [], joined ? [] : ref, m.data.ts, m.event === "join" && m.data.rejoin === true);
         break;
-      case "broadcast_quit":
-        this.on.notice("quit", m.data.username, m.data.ts);
-        this.refreshPresence();
-        break;
+      }
       case "presence":
         this.presenceVersion = -1; // the join's own snapshot: always taken
         this.setPresence(m.data.users, m.data.version ?? 0);
@@ -96,7 +106,7 @@ export class ChatClient {
       case "presence_diff":
         if (m.data.version <= this.presenceVersion) break; // already in the presence we have
         this.presenceVersion = m.data.version;
-        this.applyDiff(m.data.joined, m.data.left, m.data.ts);
+        this.applyDiff(m.data.joined, m.data.left, m.data.ts, false);
         break;
       case "typing":
         this.on.typing(m.data.username, m.data.typing);
@@ -125,15 +135,28 @@ export class ChatClient {
     this.on.presence(users);
   }
 
-  /** A big room's joins and quits: kept here, so nobody asks the server for the whole list again. */
-  private applyDiff(joined: string[], left: string[], ts: number): void {
-    for (const name of joined) this.online.set(name, (this.online.get(name) ?? 0) + 1);
-    for (const name of left) {
-      const n = (this.online.get(name) ?? 0) - 1;
-      if (n > 0) this.online.set(name, n);
-      else this.online.delete(name);
+  /**
+   * Joins and quits, one by one or a big room's batch: kept here, so nobody asks the server for
+   * the whole list again. A line is shown only when someone really arrives (not a reconnect) or
+   * really leaves (their last connection).
+   */
+  private applyDiff(joined: PresenceRef[], left: PresenceRef[], ts: number, rejoin: boolean): void {
+    const arrived: string[] = [];
+    const gone: string[] = [];
+    for (const ref of joined) {
+      const n = this.online.get(ref.username) ?? 0;
+      this.online.set(ref.username, n + 1);
+      if (n === 0 && !rejoin && !ref.rejoin) arrived.push(ref.username);
     }
-    for (const [kind, names] of [["join", joined], ["quit", left]] as const) {
+    for (const ref of left) {
+      const n = (this.online.get(ref.username) ?? 0) - 1;
+      if (n > 0) this.online.set(ref.username, n);
+      else {
+        this.online.delete(ref.username);
+        gone.push(ref.username);
+      }
+    }
+    for (const [kind, names] of [["join", arrived], ["quit", gone]] as const) {
       if (names.length > 3) this.on.crowd(kind, names.length, ts);
       else for (const name of names) this.on.notice(kind, name, ts);
     }

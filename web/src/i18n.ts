@@ -38,6 +38,10 @@ const en = {
     UNAUTHORIZED: "Not allowed.",
     UNAVAILABLE: "The chat is unavailable right now: your message was not sent.",
     SLOW_CONSUMER: "The connection fell behind: reconnecting.",
+    FORBIDDEN: "You may not enter this room.",
+    TOKEN_EXPIRED: "Your session expired: reconnecting.",
+    KICKED: "You were removed from this room.",
+    BANNED: "You are banned from this room for now.",
   } satisfies Record<ErrorCode, string>,
   notSent: "Not sent: no connection. Your text is kept.",
 };
@@ -79,6 +83,10 @@ const zh: typeof en = {
     UNAUTHORIZED: "没有权限。",
     UNAVAILABLE: "聊天服务暂时不可用:消息没有发出。",
     SLOW_CONSUMER: "连接跟不上了，正在重新连接。",
+    FORBIDDEN: "你不能进入这个房间。",
+    TOKEN_EXPIRED: "登录已过期，正在重新连接。",
+    KICKED: "你已被移出这个房间。",
+    BANNED: "你暂时被禁止进入这个房间。",
   },
   notSent: "未发送:没有连接。文字已保留。",
 };

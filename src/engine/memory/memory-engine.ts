@@ -4,18 +4,21 @@
  */
 import { randomUUID } from "node:crypto";
 import { compareIds, IdGenerator } from "../../chat/ids.js";
-import { FROM_START, type ChatMessage, type HistoryData, type PresenceUser, type RoomEvent } from "../../protocol.js";
+import { FROM_START, type ChatMessage, type HistoryData, type PresenceRef, type PresenceUser } from "../../protocol.js";
 import {
   countUsers,
-  type PresenceChanges,
-  type PresenceSnapshot,
+  presenceRef,
   type ClusterStats,
   type Engine,
   type EngineHealth,
   type HistoryQuery,
   type MessageDraft,
+  type PresenceChanges,
+  type PresenceEntry,
+  type PresenceSnapshot,
   type RoomListener,
   type RoomSummary,
+  type RoomTraffic,
 } from "../engine.js";
 
 export interface MemoryEngineOptions {
@@ -29,6 +32,8 @@ export interface MemoryEngineOptions {
 interface History {
   messages: ChatMessage[];
   added: number;
+  /** Ids removed by deleteMessage that are still within the kept span (for `since`). */
+  deleted: Set<string>;
   lastAt: number;
 }
 
@@ -39,10 +44,12 @@ export class MemoryEngine implements Engine {
   private readonly ids = new IdGenerator();
   private readonly histories = new Map<string, History>();
   private readonly listeners = new Map<string, RoomListener>();
-  /** room → member → username */
-  private readonly members = new Map<string, Map<string, string>>();
-  /** room → presence version */
+  /** room → member → entry */
+  private readonly members = new Map<string, Map<string, PresenceEntry>>();
+  /** room → presence version (only while the room has members) */
   private readonly versions = new Map<string, number>();
+  /** `${room}\n${user}` → banned until (epoch ms) */
+  private readonly bans = new Map<string, number>();
   private connections = 0;
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -50,10 +57,8 @@ export class MemoryEngine implements Engine {
 
   async start(): Promise<void> {
     const ttl = this.options.historyTtlMs;
-    if (ttl !== undefined) {
-      this.sweeper = setInterval(() => this.expireHistories(ttl), Math.min(ttl, 60_000));
-      this.sweeper.unref();
-    }
+    this.sweeper = setInterval(() => this.sweep(ttl), Math.min(ttl ?? 60_000, 60_000));
+    this.sweeper.unref();
   }
 
   async close(): Promise<void> {
@@ -62,25 +67,34 @@ export class MemoryEngine implements Engine {
     this.members.clear();
   }
 
+  // ---- messages ---------------------------------------------------------------------------------
+
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
-    const message: ChatMessage = { id: this.ids.next(), ...draft };
+    const message: ChatMessage = { id: this.ids.next(), username: draft.username, text: draft.text, ts: draft.ts };
+    if (draft.user !== undefined) message.user = draft.user;
     let history = this.histories.get(room);
-    if (!history) this.histories.set(room, (history = { messages: [], added: 0, lastAt: 0 }));
+    if (!history) this.histories.set(room, (history = { messages: [], added: 0, deleted: new Set(), lastAt: 0 }));
     history.messages.push(message);
     history.added++;
     history.lastAt = Date.now();
     // Trim in chunks, not on every message, to keep the push O(1) amortised.
     if (history.messages.length > this.options.historySize * 1.1) {
       history.messages.splice(0, history.messages.length - this.options.historySize);
+      const first = history.messages[0]!.id;
+      for (const id of history.deleted) if (compareIds(id, first) < 0) history.deleted.delete(id);
     }
     this.listeners.get(room)?.({ event: "broadcast_say", data: message }, undefined);
     return message;
   }
 
-  /** --history-ttl: the histories of rooms where nothing was said for that long. */
-  private expireHistories(ttl: number): void {
-    const before = Date.now() - ttl;
-    for (const [room, history] of this.histories) if (history.lastAt <= before) this.histories.delete(room);
+  async deleteMessage(room: string, id: string): Promise<boolean> {
+    const history = this.histories.get(room);
+    const at = history?.messages.findIndex((m) => m.id === id) ?? -1;
+    if (!history || at < 0) return false;
+    history.messages.splice(at, 1);
+    history.deleted.add(id);
+    this.listeners.get(room)?.({ event: "delete", data: { id } }, undefined);
+    return true;
   }
 
   /** Publishing delivers at once: every stored message has been delivered. */
@@ -88,7 +102,7 @@ export class MemoryEngine implements Engine {
     return this.histories.get(room)?.messages.at(-1)?.id;
   }
 
-  async publishNotice(room: string, event: RoomEvent, exceptMember?: string): Promise<void> {
+  async publishNotice(room: string, event: RoomTraffic, exceptMember?: string): Promise<void> {
     this.listeners.get(room)?.(event, exceptMember);
   }
 
@@ -105,35 +119,57 @@ export class MemoryEngine implements Engine {
     const all = history?.messages ?? [];
     const kept = all.slice(Math.max(0, all.length - this.options.historySize));
     if (query.since === undefined) {
-      const start = Math.max(0, kept.length - query.limit);
-      return { messages: kept.slice(start), truncated: start > 0 };
+      const before = query.before;
+      const end = before === undefined ? kept.length : kept.findIndex((m) => compareIds(m.id, before) >= 0);
+      const stop = end < 0 ? kept.length : end;
+      const start = Math.max(0, stop - query.limit);
+      return { messages: kept.slice(start, stop), truncated: start > 0 };
     }
     const since = query.since;
-    if (since === FROM_START) return { messages: kept, truncated: (history?.added ?? 0) > kept.length };
-    const found = kept.some((m) => m.id === since);
+    if (since === FROM_START) return { messages: kept, truncated: (history?.added ?? 0) > kept.length + (history?.deleted.size ?? 0) };
+    const found = kept.some((m) => m.id === since) || (history?.deleted.has(since) ?? false);
     return { messages: kept.filter((m) => compareIds(m.id, since) > 0), truncated: !found };
   }
 
-  async addPresence(room: string, member: string, username: string): Promise<void> {
-    this.add(room, member, username);
-    this.bump(room);
+  /** Drops what nobody needs: histories unused for --history-ttl, bans that ended. */
+  private sweep(ttl: number | undefined): void {
+    const now = Date.now();
+    if (ttl !== undefined) for (const [room, history] of this.histories) if (history.lastAt <= now - ttl) this.histories.delete(room);
+    for (const [key, until] of this.bans) if (until <= now) this.bans.delete(key);
   }
 
-  async removePresence(room: string, member: string): Promise<void> {
-    this.remove(room, member);
-    this.bump(room);
+  // ---- presence ---------------------------------------------------------------------------------
+
+  async addPresence(room: string, entry: PresenceEntry, announce?: { ts: number; rejoin: boolean }): Promise<number> {
+    let entries = this.members.get(room);
+    if (!entries) this.members.set(room, (entries = new Map()));
+    entries.set(entry.member, entry);
+    const version = this.bump(room);
+    if (announce) {
+      const data = { ...presenceRef(entry), ts: announce.ts, version, ...(announce.rejoin ? { rejoin: true } : {}) };
+      this.listeners.get(room)?.({ event: "join", data }, undefined);
+    }
+    return version;
+  }
+
+  async removePresence(room: string, member: string, announce?: { ts: number }): Promise<void> {
+    const entry = this.remove(room, member);
+    if (!entry) return;
+    const version = this.bump(room);
+    if (announce) this.listeners.get(room)?.({ event: "broadcast_quit", data: { ...presenceRef(entry), ts: announce.ts, version } }, undefined);
   }
 
   async changePresence(room: string, changes: PresenceChanges): Promise<void> {
-    const left: string[] = [];
+    const left: PresenceRef[] = [];
     for (const member of changes.left) {
-      const username = this.members.get(room)?.get(member);
-      if (username !== undefined) left.push(username);
-      this.remove(room, member);
+      const entry = this.remove(room, member);
+      if (entry) left.push(presenceRef(entry));
     }
-    for (const { member, username } of changes.joined) this.add(room, member, username);
+    let entries = this.members.get(room);
+    if (changes.joined.length > 0 && !entries) this.members.set(room, (entries = new Map()));
+    for (const entry of changes.joined) entries!.set(entry.member, entry);
     const version = this.bump(room);
-    const joined = changes.joined.map((j) => j.username);
+    const joined = changes.joined.map((j) => ({ ...presenceRef(j), ...(j.rejoin ? { rejoin: true } : {}) }));
     this.listeners.get(room)?.({ event: "presence_diff", data: { joined, left, version, ts: changes.ts } }, undefined);
   }
 
@@ -145,17 +181,13 @@ export class MemoryEngine implements Engine {
     return { users: await this.presence(room), version: this.versions.get(room) ?? 0 };
   }
 
-  private add(room: string, member: string, username: string): void {
-    let entries = this.members.get(room);
-    if (!entries) this.members.set(room, (entries = new Map()));
-    entries.set(member, username);
-  }
-
-  private remove(room: string, member: string): void {
+  private remove(room: string, member: string): PresenceEntry | undefined {
     const entries = this.members.get(room);
-    if (!entries) return;
+    const entry = entries?.get(member);
+    if (!entries || !entry) return undefined;
     entries.delete(member);
     if (entries.size === 0) this.members.delete(room);
+    return entry;
   }
 
   /**
@@ -170,8 +202,18 @@ export class MemoryEngine implements Engine {
   }
 
   async rooms(): Promise<RoomSummary[]> {
-    return [...this.members].map(([room, entries]) => ({ room, users: new Set(entries.values()).size }));
+    return [...this.members].map(([room, entries]) => ({ room, users: countUsers(entries.values()).length }));
   }
+
+  async ban(room: string, user: string, untilMs: number): Promise<void> {
+    this.bans.set(`${room}\n${user}`, untilMs);
+  }
+
+  async banned(room: string, user: string): Promise<boolean> {
+    return (this.bans.get(`${room}\n${user}`) ?? 0) > Date.now();
+  }
+
+  // ---- this process -----------------------------------------------------------------------------
 
   setConnectionCount(count: number): void {
     this.connections = count;

@@ -1,51 +1,25 @@
 /**
- * The Lua scripts of the Redis engine. Each runs atomically on the Redis server; ioredis sends
- * them by EVALSHA and falls back to EVAL after a Redis restart (NOSCRIPT).
+ * The Lua scripts of the Redis engine. Each runs atomically on the Redis server holding its keys;
+ * ioredis sends them by EVALSHA and falls back to EVAL after a restart or on a node that never saw
+ * them (NOSCRIPT). Every key a script touches is in KEYS — the room's channel too — and a room's
+ * keys share its hash tag on a Redis Cluster (keys.ts), so each script runs on the room's shard.
+ * The publishing command comes in ARGV: PUBLISH on one Redis or Sentinel, SPUBLISH (sharded
+ * pub/sub) on a Cluster.
  *
- * Time comes from Redis (`TIME`), not from the processes, so that machines with skewed clocks agree
- * on which nodes are alive.
+ * JSON for members is built by the caller around the values only Redis knows (a message id, a
+ * presence version), so no JSON is parsed in Lua. Time comes from Redis (`TIME`), not from the
+ * processes, so that machines with skewed clocks agree on which nodes are alive.
  */
+import type { Result } from "ioredis";
 
 /**
- * Appends a message to the room's history stream and publishes it on the room's channel, in one
- * atomic step: subscribers receive a room's messages in the order of their stream ids, and a
- * message is in the history exactly when it was published.
- * KEYS[1] stream. ARGV: maxlen, username, text, ts, channel, frame head, frame tail, ttl ms (0: none).
- * The published frame is head .. id .. tail: the JSON of the event, built by the caller around
- * the id that only Redis knows, so no JSON is parsed or built in Lua. With a ttl (--history-ttl),
- * every message renews the stream's expiry: a room where nothing is said for that long loses its
- * history.
+ * A room's presence version is deleted when the room empties, so an empty room keeps no key. It
+ * must still only grow, or a client could take an old presence_diff for a new one: a new version
+ * starts from Redis's clock in microseconds, above any version the room had before (a room would
+ * need more than one presence change per microsecond on average over its life to catch up with
+ * the clock). `fmt` prints such a number whole (Lua prints numbers above 10^14 as 1.7e+15).
  */
-export const PUBLISH_MESSAGE = `
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. id .. ARGV[7])
-if ARGV[8] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[8]) end
-return id
-`;
-
-/**
- * History for a client that has seen nothing (since "0-0"): is the first message the room ever
- * had still kept? Returns { messages added to the stream ever, messages kept } (0, 0 when there is
- * no stream). KEYS[1] stream.
- */
-export const HISTORY_COUNTS = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return { 0, 0 } end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local added, length = 0, 0
-for i = 1, #info, 2 do
-  if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'length' then length = info[i + 1] end
-end
-return { added, length }
-`;
-
-/**
- * A room's presence version (KEYS[3] in the presence scripts) is deleted when the room empties,
- * so an empty room keeps no key. It must still only grow, or a client could take an old
- * presence_diff for a new one: a new version starts from Redis's clock in microseconds, above
- * any version the room had before (a room would need more than one presence change per
- * microsecond on average over its life to catch up with the clock).
- */
-const BUMP_VERSION = `
+const HELPERS = `
 local function bump(key)
   if redis.call('EXISTS', key) == 0 then
     local t = redis.call('TIME')
@@ -53,40 +27,126 @@ local function bump(key)
   end
   return redis.call('INCR', key)
 end
+local function fmt(n) return string.format('%d', n) end
 `;
 
 /**
- * Every change of a room's presence increments its version key, so that a snapshot (PRESENCE_LIST)
- * and the `presence_diff` notices (PRESENCE_CHANGE) can be ordered against each other.
- * KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version. ARGV: field, username, room.
+ * Appends a message to the room's history stream and publishes it on the room's channel, in one
+ * atomic step: subscribers receive a room's messages in the order of their stream ids, and a
+ * message is in the history exactly when it was published.
+ * KEYS: stream, deleted set, channel.
+ * ARGV: maxlen, username, text, ts, user id ('' without tokens), frame head, frame tail, ttl ms
+ * (0: none), publish command. The frame is head .. id .. tail. With a ttl (--history-ttl) every
+ * message renews the expiry: a room where nothing is said for that long loses its history.
  */
-export const PRESENCE_ADD = `${BUMP_VERSION}
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-bump(KEYS[3])
+const PUBLISH_MESSAGE = `
+local id
+if ARGV[5] == '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'i', ARGV[5])
+end
+redis.call(ARGV[9], KEYS[3], ARGV[6] .. id .. ARGV[7])
+if ARGV[8] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+end
+return id
+`;
+
+/**
+ * Removes a message and tells the room, in one step. Its id is kept in the room's deleted set so
+ * that a client recovering with `since` = that id still counts as having a known position; ids
+ * older than the first kept message are dropped from the set (nothing can recover from there).
+ * KEYS: stream, deleted set, channel. ARGV: id, frame, publish command. Returns 1, or 0 when the
+ * history holds no such message.
+ */
+const DELETE_MESSAGE = `
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if first then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if older(id, first[1]) then redis.call('SREM', KEYS[2], id) end
+  end
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+redis.call(ARGV[3], KEYS[3], ARGV[2])
 return 1
 `;
 
-/** KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version. ARGV: field, room. */
-export const PRESENCE_REMOVE = `${BUMP_VERSION}
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then bump(KEYS[3]) end
-if redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[2])
-  redis.call('DEL', KEYS[3])
+/**
+ * The history after `since`, and whether `since` is a known position. Returns
+ * { truncated (0/1), entries }.
+ * KEYS: stream, deleted set. ARGV: since, '1' when something may follow since (it is not the
+ * largest id: Redis refuses an exclusive range starting there).
+ * since "0-0": every kept entry, truncated when the first messages the room ever had are gone
+ * (entries added > kept + deleted).
+ */
+const HISTORY_SINCE = `
+local since = ARGV[1]
+if since == '0-0' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return { 0, {} } end
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  local added, length = 0, 0
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'length' then length = info[i + 1] end
+  end
+  local truncated = 0
+  if added > length + redis.call('SCARD', KEYS[2]) then truncated = 1 end
+  return { truncated, redis.call('XRANGE', KEYS[1], '-', '+') }
 end
+local known = #redis.call('XRANGE', KEYS[1], since, since, 'COUNT', 1) > 0 or redis.call('SISMEMBER', KEYS[2], since) == 1
+local after = {}
+if ARGV[2] == '1' then after = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end
+if known then return { 0, after } end
+return { 1, after }
+`;
+
+/**
+ * Adds one connection to a room's presence. With a notice head, the room gets the `join` notice
+ * carrying the new version in the same step: head .. version .. tail.
+ * KEYS: presence hash, version, channel. ARGV: field, entry JSON, head ('' for none), tail,
+ * publish command. Returns the new version.
+ */
+const PRESENCE_ADD = `${HELPERS}
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local v = bump(KEYS[2])
+if ARGV[3] ~= '' then redis.call(ARGV[5], KEYS[3], ARGV[3] .. fmt(v) .. ARGV[4]) end
+return v
+`;
+
+/**
+ * Removes one connection; with a notice head the room gets `broadcast_quit` with the version.
+ * KEYS: presence hash, version, channel. ARGV: field, head ('' for none), tail, publish command.
+ */
+const PRESENCE_REMOVE = `${HELPERS}
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  local v = bump(KEYS[2])
+  if ARGV[2] ~= '' then redis.call(ARGV[4], KEYS[3], ARGV[2] .. fmt(v) .. ARGV[3]) end
+end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
 return 1
 `;
 
 /**
  * A batch of one process's presence changes in a big room, applied and published as one
- * presence_diff notice in one atomic step. The notice is head .. version .. tail (JSON built by
- * the caller, as in PUBLISH_MESSAGE).
- * KEYS[1] presence hash, KEYS[2] rooms set, KEYS[3] version.
- * ARGV: room, channel, head, tail, number of joined, then joined field/username pairs, then left fields.
+ * presence_diff in one step: head .. version .. tail.
+ * KEYS: presence hash, version, channel.
+ * ARGV: head, tail, publish command, number joined, then joined field/entry pairs, then left fields.
  */
-export const PRESENCE_CHANGE = `${BUMP_VERSION}
-local joined = tonumber(ARGV[5])
-local i = 6
+const PRESENCE_CHANGE = `${HELPERS}
+local joined = tonumber(ARGV[4])
+local i = 5
 for _ = 1, joined do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -95,73 +155,84 @@ while i <= #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
   i = i + 1
 end
-local version = bump(KEYS[3])
-if redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[1])
-  redis.call('DEL', KEYS[3])
-else
-  redis.call('SADD', KEYS[2], ARGV[1])
-end
--- %d: a Lua number above 10^14 would otherwise print as 1.7e+15
-redis.call('PUBLISH', ARGV[2], ARGV[3] .. string.format('%d', version) .. ARGV[4])
-return version
+local v = bump(KEYS[2])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+redis.call(ARGV[3], KEYS[3], ARGV[1] .. fmt(v) .. ARGV[2])
+return v
 `;
 
 /**
- * Lists the usernames present in a room (one entry per connection), dropping the entries of
- * nodes whose heartbeat expired. Fields are "<node>/<member>". Returns { version, usernames }.
- * KEYS[1] presence hash, KEYS[2] nodes zset (node → expiry ms), KEYS[3] rooms set, KEYS[4] version.
- * ARGV: room.
+ * A room's presence entries (one JSON entry per connection) and version: { version, entries }.
+ * KEYS: presence hash, version.
  */
-export const PRESENCE_LIST = `${BUMP_VERSION}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const PRESENCE_LIST = `
+return { tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HVALS', KEYS[1]) }
+`;
+
+/**
+ * Takes a dead process's connections out of one room's presence and tells the room, once: one
+ * presence_diff with every such entry in `left`. Idempotent (a second run finds none).
+ * KEYS: presence hash, version, channel. ARGV: the dead node's field prefix ("<node>/"), ts,
+ * publish command. Returns how many entries it removed.
+ */
+const REAP_ROOM = `${HELPERS}
+local prefix = ARGV[1]
 local all = redis.call('HGETALL', KEYS[1])
-local out = {}
-local dropped = false
-local alive = {}
+local left = {}
 for i = 1, #all, 2 do
-  local field = all[i]
-  local node = string.match(field, '^(.-)/')
-  local ok = alive[node]
-  if ok == nil then
-    local expiry = redis.call('ZSCORE', KEYS[2], node)
-    ok = (expiry ~= false and expiry ~= nil and tonumber(expiry) > now)
-    alive[node] = ok
+  if string.sub(all[i], 1, #prefix) == prefix then
+    redis.call('HDEL', KEYS[1], all[i])
+    left[#left + 1] = all[i + 1]
   end
-  if ok then out[#out + 1] = all[i + 1] else redis.call('HDEL', KEYS[1], field); dropped = true end
 end
-local version
-if dropped then version = bump(KEYS[4]) else version = tonumber(redis.call('GET', KEYS[4]) or '0') end
-if #out == 0 then
-  redis.call('SREM', KEYS[3], ARGV[1])
-  redis.call('DEL', KEYS[4])
-end
-return { version, out }
+if #left == 0 then return 0 end
+local v = bump(KEYS[2])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+redis.call(ARGV[3], KEYS[3], '{"event":"presence_diff","data":{"joined":[],"left":[' .. table.concat(left, ',') .. '],"ts":' .. ARGV[2] .. ',"version":' .. fmt(v) .. '}}')
+return #left
 `;
 
 /**
- * Marks a node alive until now + ttl and records its connection count.
- * KEYS[1] nodes zset, KEYS[2] connections hash. ARGV: node, ttl ms, connections.
+ * Marks a node alive until now + ttl, records its connection count, and keeps the list of rooms
+ * it has members in alive as long as it is.
+ * KEYS: nodes zset, connections hash, the node's rooms set. ARGV: node, ttl ms, connections.
  */
-export const HEARTBEAT = `
+const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]) * 20)
 return 1
 `;
 
 /**
- * Counts live nodes and their connections; forgets nodes whose heartbeat expired.
- * KEYS[1] nodes zset, KEYS[2] connections hash. Returns { nodes, connections }.
+ * Claims the nodes whose heartbeat expired, for this process to take their members out of
+ * presence: each dead node is moved from the live set to the reaping set with a lease, so exactly
+ * one process claims it; a claim whose lease ran out (its reaper died too) is claimed again.
+ * KEYS: nodes zset, connections hash, reaping zset. ARGV: lease ms. Returns the claimed nodes.
  */
-export const STATS = `
+const CLAIM_DEAD_NODES = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, node in ipairs(dead) do redis.call('HDEL', KEYS[2], node) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local claimed = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], node)
+  redis.call('HDEL', KEYS[2], node)
+  claimed[#claimed + 1] = node
+end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do claimed[#claimed + 1] = node end
+for _, node in ipairs(claimed) do redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), node) end
+return claimed
+`;
+
+/**
+ * Counts live nodes and their connections (dead ones are left to CLAIM_DEAD_NODES).
+ * KEYS: nodes zset, connections hash. Returns { nodes, connections }.
+ */
+const STATS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 local connections = 0
 for _, node in ipairs(live) do
@@ -170,9 +241,46 @@ end
 return { #live, connections }
 `;
 
-/** KEYS[1] nodes zset, KEYS[2] connections hash. ARGV: node. */
-export const NODE_REMOVE = `
+/** A node that stops on purpose. KEYS: nodes zset, connections hash, its rooms set. ARGV: node. */
+const NODE_REMOVE = `
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
 return 1
 `;
+
+/** The engine's commands: name → [number of KEYS, Lua]. */
+export const SCRIPTS = {
+  rcPublishMessage: [3, PUBLISH_MESSAGE],
+  rcDeleteMessage: [3, DELETE_MESSAGE],
+  rcHistorySince: [2, HISTORY_SINCE],
+  rcPresenceAdd: [3, PRESENCE_ADD],
+  rcPresenceRemove: [3, PRESENCE_REMOVE],
+  rcPresenceChange: [3, PRESENCE_CHANGE],
+  rcPresenceList: [2, PRESENCE_LIST],
+  rcReapRoom: [3, REAP_ROOM],
+  rcHeartbeat: [3, HEARTBEAT],
+  rcClaimDeadNodes: [3, CLAIM_DEAD_NODES],
+  rcStats: [2, STATS],
+  rcNodeRemove: [3, NODE_REMOVE],
+} as const;
+
+type Arg = string | number;
+type StreamEntries = [id: string, fields: string[]][];
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    rcPublishMessage(stream: string, deleted: string, channel: string, ...args: Arg[]): Result<string, Context>;
+    rcDeleteMessage(stream: string, deleted: string, channel: string, ...args: Arg[]): Result<number, Context>;
+    rcHistorySince(stream: string, deleted: string, since: string, more: string): Result<[number, StreamEntries], Context>;
+    rcPresenceAdd(hash: string, version: string, channel: string, ...args: Arg[]): Result<number, Context>;
+    rcPresenceRemove(hash: string, version: string, channel: string, ...args: Arg[]): Result<number, Context>;
+    rcPresenceChange(hash: string, version: string, channel: string, ...args: Arg[]): Result<number, Context>;
+    rcPresenceList(hash: string, version: string): Result<[number, string[]], Context>;
+    rcReapRoom(hash: string, version: string, channel: string, prefix: string, ts: number, publish: string): Result<number, Context>;
+    rcHeartbeat(nodes: string, connections: string, rooms: string, node: string, ttl: number, count: number): Result<number, Context>;
+    rcClaimDeadNodes(nodes: string, connections: string, reaping: string, lease: number): Result<string[], Context>;
+    rcStats(nodes: string, connections: string): Result<[number, number], Context>;
+    rcNodeRemove(nodes: string, connections: string, rooms: string, node: string): Result<number, Context>;
+  }
+}
