@@ -1,5 +1,6 @@
 /** The `roomcast` command line: help, and one clear line with exit code 1 for every mistake. */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, it } from "node:test";
 import { serveOptions } from "../../src/config.js";
@@ -44,6 +45,15 @@ function assertJsonLines(stdout: string, msg: string) {
 }
 
 describe("what a newcomer sees", () => {
+  it("prints the package's version with --version and -v", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-v"]) {
+      const result = await runCli([flag]);
+      assert.equal(result.code, 0, result.output);
+      assert.equal(result.output, `${version}\n`);
+    }
+  });
+
   it("says where serve listens in one line on stderr, beside the unchanged JSON log on stdout", async () => {
     const server = await startApart(["serve", "--host", "127.0.0.1", "--port", "0"], '"msg":"listening"', /^roomcast listening on /);
     const port = (JSON.parse(server.stdout().split("\n").find((l) => l.includes('"msg":"listening"'))!) as { port: number }).port;
