@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, it } from "node:test";
+import { WORKLOADS } from "../../bench/workloads.js";
 import { serveOptions } from "../../src/config.js";
 import { Cleanup, freePort, startChild, type Child } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
@@ -84,6 +85,14 @@ describe("what a newcomer sees", () => {
     assertJsonLines(cluster.stdout(), "cluster ready");
     await cluster.child.stop();
     assert.equal(await cluster.child.exited, 0);
+  });
+
+  it("describes every bench workload in bench --help", async () => {
+    const { code, output } = await runCli(["bench", "--help"]);
+    assert.equal(code, 0);
+    for (const [name, workload] of Object.entries(WORKLOADS)) {
+      assert.match(output, new RegExp(`^\\s+${name}\\s+${workload.description.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"), `${name}: ${workload.description}`);
+    }
   });
 });
 
