@@ -1,6 +1,6 @@
 /** The `roomcast` command line: help, and one clear line with exit code 1 for every mistake. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, it } from "node:test";
 import { WORKLOADS } from "../../bench/workloads.js";
@@ -46,13 +46,18 @@ function assertJsonLines(stdout: string, msg: string) {
 }
 
 describe("what a newcomer sees", () => {
-  it("prints the package's version with --version and -v", async () => {
+  it("prints the package's version with --version and -v, also run as an executable", async () => {
     const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
     for (const flag of ["--version", "-v"]) {
       const result = await runCli([flag]);
       assert.equal(result.code, 0, result.output);
       assert.equal(result.output, `${version}\n`);
     }
+    // `npm link` and `npm install -g` run this file itself: the build must leave it executable
+    assert.ok((statSync(CLI).mode & 0o111) !== 0, `${CLI} is executable`);
+    const direct = startChild(CLI, ["--version"]);
+    assert.equal(await direct.exited, 0, direct.output());
+    assert.equal(direct.output(), `${version}\n`);
   });
 
   it("says where serve listens in one line on stderr, beside the unchanged JSON log on stdout", async () => {
