@@ -34,6 +34,14 @@ const schema = z.object({
   json: z.union([z.literal(true), z.enum(["1", "true", "yes"])]).optional(),
 });
 
+/** What each named workload does, for --help (from bench/workloads.ts, so the two never differ). */
+function workloadHelp(): string {
+  const names = Object.keys(WORKLOADS) as WorkloadName[];
+  const width = Math.max(...names.map((name) => name.length));
+  const rows = names.map((name) => `  ${name.padEnd(width)}  ${WORKLOADS[name].description}`);
+  return `\nWorkloads (--workload NAME; the flags above override a workload's figures):\n${rows.join("\n")}`;
+}
+
 export function benchCommand(): Command {
   const command = new Command("bench")
     .description(
@@ -41,6 +49,7 @@ export function benchCommand(): Command {
         "sends at a set rate, prints progress on stderr and a summary: deliveries, loss, duplicates, order, latency, " +
         "and the servers' CPU per delivered message read from their /metrics.",
     )
+    .addHelpText("after", workloadHelp())
     .addOption(new Option("--url <url...>", "server URL(s), repeatable (env BENCH_URLS, comma-separated; default http://127.0.0.1:3000)"))
     .action(async (flags: Record<string, unknown>) => {
       let o;

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { clusterOptions, ConfigError, resolveClusterConfig } from "../config.js";
 import { ClusterPrimary } from "../cluster/primary.js";
 import { createLogger } from "../log.js";
-import { addOptions, fail } from "./options.js";
+import { addOptions, browsableUrl, fail, tell } from "./options.js";
 import { stopSignals } from "../signals.js";
 
 export function clusterCommand(): Command {
@@ -30,6 +30,9 @@ export function clusterCommand(): Command {
       } catch (err) {
         fail(err instanceof Error ? err.message : String(err));
       }
+      const first = browsableUrl(config.host, config.portBase);
+      const last = browsableUrl(config.host, config.portBase + config.workers - 1);
+      tell(config.workers === 1 ? `roomcast cluster: 1 worker on ${first}` : `roomcast cluster: ${config.workers} workers on ${first} … ${last}`);
       const stop = (signal: string) => {
         logger.info({ signal }, "stopping the cluster");
         setTimeout(() => process.exit(1), 10_000).unref();

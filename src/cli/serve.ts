@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { ConfigError, resolveServeConfig, serveOptions } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
-import { addOptions, fail } from "./options.js";
+import { addOptions, browsableUrl, fail, tell } from "./options.js";
 import { stopSignals } from "../signals.js";
 
 export function serveCommand(): Command {
@@ -29,6 +29,7 @@ export function serveCommand(): Command {
         if (err instanceof StartError) fail(err.message);
         throw err;
       }
+      tell(`roomcast listening on ${browsableUrl(config.host, server.port)} (${config.redis ? "redis" : "memory"})`);
       const stop = (signal: string) => {
         logger.info({ signal }, "stopping");
         const force = setTimeout(() => {

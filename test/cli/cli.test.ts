@@ -1,10 +1,13 @@
 /** The `roomcast` command line: help, and one clear line with exit code 1 for every mistake. */
 import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, it } from "node:test";
+import { WORKLOADS } from "../../bench/workloads.js";
 import { serveOptions } from "../../src/config.js";
-import { Cleanup, freePort } from "../helpers/processes.js";
-import { runCli, startServe } from "../helpers/roomcast.js";
+import { Cleanup, freePort, startChild, type Child } from "../helpers/processes.js";
+import { startRedis } from "../helpers/redis.js";
+import { CLI, freePortRange, runCli, startServe } from "../helpers/roomcast.js";
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -18,6 +21,85 @@ function assertOneLineError(result: { code: number | string; output: string }, p
   assert.match(lines[0]!, pattern);
   assert.doesNotMatch(result.output, /\n\s+at /);
 }
+
+/**
+ * Starts the CLI with its stdout and stderr kept apart; resolves once `ready` was logged on stdout
+ * and `human` printed on stderr.
+ */
+async function startApart(args: string[], ready: string, human: RegExp): Promise<{ child: Child; stdout(): string; stderr(): string }> {
+  const child = startChild(process.execPath, [CLI, ...args]);
+  cleanup.add(() => child.stop());
+  let stdout = "";
+  let stderr = "";
+  child.process.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.process.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  await child.waitForLine((l) => l.includes(ready), 20_000, ready);
+  await child.waitForLine((l) => human.test(l), 5_000, String(human));
+  return { child, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** stdout holds JSON log lines only, as before: machines parse them. */
+function assertJsonLines(stdout: string, msg: string) {
+  const lines = stdout.trimEnd().split("\n");
+  for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a JSON line on stdout: ${line}`);
+  assert.ok(lines.some((l) => (JSON.parse(l) as { msg?: string }).msg === msg), `stdout logs "${msg}"`);
+}
+
+describe("what a newcomer sees", () => {
+  it("prints the package's version with --version and -v, also run as an executable", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-v"]) {
+      const result = await runCli([flag]);
+      assert.equal(result.code, 0, result.output);
+      assert.equal(result.output, `${version}\n`);
+    }
+    // `npm link` and `npm install -g` run this file itself: the build must leave it executable
+    assert.ok((statSync(CLI).mode & 0o111) !== 0, `${CLI} is executable`);
+    const direct = startChild(CLI, ["--version"]);
+    assert.equal(await direct.exited, 0, direct.output());
+    assert.equal(direct.output(), `${version}\n`);
+  });
+
+  it("says where serve listens in one line on stderr, beside the unchanged JSON log on stdout", async () => {
+    const server = await startApart(["serve", "--host", "127.0.0.1", "--port", "0"], '"msg":"listening"', /^roomcast listening on /);
+    const port = (JSON.parse(server.stdout().split("\n").find((l) => l.includes('"msg":"listening"'))!) as { port: number }).port;
+    assert.equal(server.stderr(), `roomcast listening on http://127.0.0.1:${port} (memory)\n`);
+    assertJsonLines(server.stdout(), "listening");
+    await server.child.stop();
+    assert.equal(await server.child.exited, 0);
+
+    // every address: a URL that opens in a browser on this machine; with Redis: says so
+    const redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    const wide = await startApart(["serve", "--host", "0.0.0.0", "--port", "0", "--redis", redis.url], '"msg":"listening"', /^roomcast listening on /);
+    assert.match(wide.stderr(), /^roomcast listening on http:\/\/localhost:\d+ \(redis\)\n$/);
+    assertJsonLines(wide.stdout(), "listening");
+    await wide.child.stop();
+  });
+
+  it("names the workers' URLs of a cluster in one line on stderr", async () => {
+    const redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    const base = await freePortRange(2);
+    const cluster = await startApart(
+      ["cluster", "--redis", redis.url, "--workers", "2", "--port-base", String(base), "--host", "127.0.0.1"],
+      '"msg":"cluster ready"',
+      /^roomcast cluster: /,
+    );
+    assert.equal(cluster.stderr(), `roomcast cluster: 2 workers on http://127.0.0.1:${base} … http://127.0.0.1:${base + 1}\n`);
+    assertJsonLines(cluster.stdout(), "cluster ready");
+    await cluster.child.stop();
+    assert.equal(await cluster.child.exited, 0);
+  });
+
+  it("describes every bench workload in bench --help", async () => {
+    const { code, output } = await runCli(["bench", "--help"]);
+    assert.equal(code, 0);
+    for (const [name, workload] of Object.entries(WORKLOADS)) {
+      assert.match(output, new RegExp(`^\\s+${name}\\s+${workload.description.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"), `${name}: ${workload.description}`);
+    }
+  });
+});
 
 describe("roomcast CLI", () => {
   it("explains every serve option with its environment variable in --help", async () => {
