@@ -1,5 +1,5 @@
 /** A real nginx (Debian's), configured by `roomcast nginx`, on a free port of 127.0.0.1. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually, freePort, startChild, type Child } from "./processes.js";
@@ -14,6 +14,8 @@ export interface TestNginx extends Child {
 export async function startNginx(upstreams: string[], extra: string[] = []): Promise<TestNginx> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "roomcast-nginx-"));
+  // nginx's workers (nobody, when the tests run as root) write request bodies under it
+  chmodSync(dir, 0o711);
   const args = ["nginx", "--listen", `127.0.0.1:${port}`, "--runtime-dir", dir, ...upstreams.flatMap((u) => ["--upstream", u]), ...extra];
   const generated = await runCli(args);
   if (generated.code !== 0) throw new Error(`roomcast nginx failed: ${generated.output}`);
