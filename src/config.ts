@@ -92,8 +92,47 @@ export const serveOptions = {
     default: "0",
     description: "open connections one client address may have on this process (0: no limit; one office behind NAT is one address)",
   },
+  authSecret: {
+    flag: "--auth-secret <secret>",
+    env: "ROOMCAST_AUTH_SECRET",
+    description:
+      "every connection must carry a JWT signed with this HS256 secret (at least 32 characters; prefer the variable: a flag shows in `ps`)",
+  },
+  authPublicKey: {
+    flag: "--auth-public-key <file>",
+    env: "ROOMCAST_AUTH_PUBLIC_KEY",
+    description: "every connection must carry a JWT signed with the private key of this PEM public key (RSA: RS256, EC P-256: ES256)",
+  },
+  authTokenUrl: {
+    flag: "--auth-token-url <url>",
+    env: "ROOMCAST_AUTH_TOKEN_URL",
+    description: "with tokens: where the web page gets one (your application's endpoint, fetched with the user's cookies, answering {\"token\": …})",
+  },
+  allowedOrigins: {
+    flag: "--allowed-origins <list>",
+    env: "ROOMCAST_ALLOWED_ORIGINS",
+    description: "comma-separated origins (https://app.example) whose pages may connect besides the page's own; * allows every site (default: only the page's own origin)",
+  },
+  apiKey: {
+    flag: "--api-key <key>",
+    env: "ROOMCAST_API_KEY",
+    description: "enables the server API (publish, delete, kick/ban) for requests with Authorization: Bearer KEY (at least 16 characters; prefer the variable)",
+  },
   logLevel: { flag: "--log-level <level>", env: "LOG_LEVEL", default: "info", description: "fatal, error, warn, info, debug or silent" },
 } satisfies Record<string, OptionSpec>;
+
+/** `*`, or origins as browsers send them: scheme://host[:port], no path. */
+const originList = z.string().transform((s, ctx) => {
+  if (s.trim() === "*") return "*" as const;
+  const origins = s.split(",").map((o) => o.trim()).filter(Boolean);
+  for (const origin of origins) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+      ctx.addIssue({ code: "custom", message: `--allowed-origins: ${origin} is not an origin such as https://app.example or http://localhost:8080` });
+      return z.NEVER;
+    }
+  }
+  return origins;
+});
 
 const serveSchema = z.object({
   port: int("--port", 0, 65535),
@@ -115,6 +154,14 @@ const serveSchema = z.object({
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
   trustProxy: yesNo("--trust-proxy"),
   maxConnectionsPerIp: int("--max-connections-per-ip", 0, 1_000_000),
+  authSecret: z.string().min(32, { error: "--auth-secret must be at least 32 characters (256 bits)" }).optional(),
+  authPublicKey: z.string().min(1).optional(),
+  authTokenUrl: z
+    .string()
+    .refine((s) => s.startsWith("/") || /^https?:\/\//.test(s), { error: "--auth-token-url must be a URL (https://…) or a path on this site (/…)" })
+    .optional(),
+  allowedOrigins: originList.optional(),
+  apiKey: z.string().min(16, { error: "--api-key must be at least 16 characters" }).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
     error: "--log-level must be one of fatal, error, warn, info, debug, trace, silent",
   }),
@@ -211,7 +258,11 @@ function serialisable(config: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
     // durations were parsed to milliseconds
-    out[key] = typeof value === "boolean" ? (value ? "yes" : "no") : DURATIONS.has(key) && typeof value === "number" ? `${value}ms` : value;
+    out[key] =
+      typeof value === "boolean" ? (value ? "yes" : "no")
+      : DURATIONS.has(key) && typeof value === "number" ? `${value}ms`
+      : Array.isArray(value) ? value.join(",")
+      : value;
   }
   return out;
 }

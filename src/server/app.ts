@@ -14,6 +14,8 @@ import { RedisEngine } from "../engine/redis/redis-engine.js";
 import { createHttpHandler } from "./http.js";
 import { createMetrics } from "./metrics.js";
 import { QueueGuard } from "./queue.js";
+import { TokenVerifier } from "./identity.js";
+import { originAllowed } from "./origins.js";
 import { socketSink, wireSockets } from "./socket.js";
 
 /** A start-up failure told to the user in one line (port in use, Redis unreachable). */
@@ -72,6 +74,14 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
   } catch (err) {
     throw new StartError(err instanceof Error ? err.message : String(err));
   }
+  let verifier: TokenVerifier | undefined;
+  try {
+    verifier = TokenVerifier.from(config);
+  } catch (err) {
+    await engine.close();
+    throw new StartError(err instanceof Error ? err.message : String(err));
+  }
+  if (config.allowedOrigins === "*") logger.warn("--allowed-origins *: pages on every site may connect to this chat");
   const metrics = createMetrics();
   // The page and API handler must be the server's request listener before Socket.IO attaches:
   // Socket.IO then answers /socket.io itself and passes every other request on to it. (A listener
@@ -82,6 +92,12 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     // A packet larger than this closes that one connection (Socket.IO's default is 1 MB).
     maxHttpBufferSize: config.maxPayload,
     serveClient: true,
+    // Before any handshake, polling and WebSocket alike: 403 for a page of a site not allowed.
+    allowRequest: (req, callback) => {
+      const ok = originAllowed(req, { allowedOrigins: config.allowedOrigins, trustProxy: config.trustProxy });
+      if (!ok) metrics.refusals.inc({ code: "FORBIDDEN" });
+      callback(ok ? null : "this site may not connect to the chat", ok);
+    },
   });
   closeOnOversizedPost(io);
   const guard = new QueueGuard(config.maxQueueBytes, metrics, logger);
@@ -90,7 +106,7 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     bigRoom: config.bigRoom,
     presenceBatchMs: config.presenceBatch,
   });
-  const leavesDone = wireSockets({ io, guard, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
+  const leavesDone = wireSockets({ io, guard, verifier, chat, engine, config, metrics, logger, onConnectionCount: hooks.onConnectionCount });
   handleHttp = createHttpHandler({ engine, chat, config, metrics, logger });
 
   metrics.redisUp.set(engine.health().ok ? 1 : 0);

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { Chat } from "../chat/chat.js";
 import type { ServeConfig } from "../config.js";
 import { EngineUnavailableError, type Engine } from "../engine/engine.js";
-import { canonicalId, roomId } from "../protocol.js";
+import { createApi } from "./api.js";
 import type { Metrics } from "./metrics.js";
 
 /** The built web client (`npm run build` bundles web/ into dist/web/). */
@@ -27,12 +27,16 @@ interface Asset {
  * content hash, cached for a year (`immutable`); the page names those, and is itself revalidated
  * on every load, so a new version reaches browsers at once and an unchanged one costs nothing.
  */
-function loadAssets(maxTextLength: number): Map<string, Asset> {
+function loadAssets(config: ServeConfig): Map<string, Asset> {
   const assets = new Map<string, Asset>();
-  let page = readFileSync(WEB_DIR + "index.html", "utf8").replace(
-    /data-max-text-length="\d+"/,
-    `data-max-text-length="${maxTextLength}"`,
-  );
+  // What the page needs to know of the server's settings, as attributes of <html>.
+  const tokens = config.authSecret !== undefined || config.authPublicKey !== undefined;
+  const settings = [
+    `data-max-text-length="${config.maxTextLength}"`,
+    ...(tokens ? [`data-auth="token"`] : []),
+    ...(tokens && config.authTokenUrl !== undefined ? [`data-auth-token-url="${escapeAttribute(config.authTokenUrl)}"`] : []),
+  ].join(" ");
+  let page = readFileSync(WEB_DIR + "index.html", "utf8").replace(/data-max-text-length="\d+"/, settings);
   for (const [file, type] of [
     ["app.js", "text/javascript; charset=utf-8"],
     ["style.css", "text/css; charset=utf-8"],
@@ -49,10 +53,21 @@ function loadAssets(maxTextLength: number): Map<string, Asset> {
   return assets;
 }
 
-/** No inline script, no foreign origin: user text that slipped into markup still could not run. */
-const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
-  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/**
+ * No inline script, no foreign origin: user text that slipped into markup still could not run. The
+ * page may fetch its token from the application's --auth-token-url.
+ */
+function contentSecurityPolicy(config: ServeConfig): string {
+  const tokenOrigin = config.authTokenUrl !== undefined && /^https?:\/\//.test(config.authTokenUrl) ? ` ${new URL(config.authTokenUrl).origin}` : "";
+  return (
+    `default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:${tokenOrigin}; ` +
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+  );
+}
+
+function escapeAttribute(value: string): string {
+  return value.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+}
 
 export interface HttpDeps {
   engine: Engine;
@@ -63,29 +78,37 @@ export interface HttpDeps {
 }
 
 export function createHttpHandler({ engine, chat, config, metrics, logger }: HttpDeps) {
-  const files = loadAssets(config.maxTextLength);
+  const files = loadAssets(config);
+  const csp = contentSecurityPolicy(config);
+  const api = createApi({ engine, chat, config });
 
-  const json = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  const send = (req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    // A body refused before it was read whole: the rest must not be taken for the next request.
+    if (!req.complete) headers["connection"] = "close";
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers });
     res.end(JSON.stringify(body));
   };
-  const refuse = (res: ServerResponse, status: number, code: string, message: string) =>
-    json(res, status, { error: { code, message } });
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, headers?: Record<string, string>) =>
+    send(req, res, status, { error: { code, message } }, headers);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET, HEAD");
-      return refuse(res, 405, "METHOD_NOT_ALLOWED", "only GET is served here");
+
+    if (path.startsWith("/api/")) {
+      const answer = await api(req, url);
+      if (answer) return send(req, res, answer.status, answer.body, answer.headers);
+      return refuse(req, res, 404, "NOT_FOUND", "no such endpoint");
     }
+
+    if (req.method !== "GET" && req.method !== "HEAD") return refuse(req, res, 405, "METHOD_NOT_ALLOWED", "only GET is served here", { allow: "GET, HEAD" });
 
     const file = files.get(path);
     if (file) {
       res.writeHead(200, {
         "content-type": file.type,
         "cache-control": file.cache,
-        "content-security-policy": CSP,
+        "content-security-policy": csp,
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
       });
@@ -95,7 +118,7 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
 
     if (path === "/healthz") {
       const health = engine.health();
-      return health.ok ? json(res, 200, { status: "ok" }) : json(res, 503, { status: "unavailable", reason: health.reason });
+      return health.ok ? send(req, res, 200, { status: "ok" }) : send(req, res, 503, { status: "unavailable", reason: health.reason });
     }
 
     if (path === "/metrics") {
@@ -106,37 +129,15 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
       return;
     }
 
-    if (path === "/api/rooms") return json(res, 200, { rooms: await engine.rooms() });
-
-    if (path === "/api/stats") return json(res, 200, await engine.stats());
-
-    const roomPath = /^\/api\/rooms\/([^/]+)\/(history|presence)$/.exec(path);
-    if (roomPath) {
-      const room = roomId(decodeURIComponent(roomPath[1] ?? ""));
-      if (room === undefined) return refuse(res, 400, "BAD_ROOM", "a room id is 1 to 64 letters or digits of any script, or _ - . :");
-      if (roomPath[2] === "presence") return json(res, 200, await engine.presenceSnapshot(room));
-      const rawLimit = url.searchParams.get("limit");
-      const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {
-        return refuse(res, 400, "BAD_LIMIT", `limit must be a whole number from 1 to ${config.historySize}`);
-      }
-      const rawBefore = url.searchParams.get("before");
-      const before = rawBefore === null ? undefined : canonicalId(rawBefore);
-      if (rawBefore !== null && before === undefined) return refuse(res, 400, "BAD_PAYLOAD", "before must be a message id such as 1700000000000-0");
-      const { messages, truncated } = await engine.history(room, { limit, before });
-      return json(res, 200, { messages, more: truncated });
-    }
-
-    return refuse(res, 404, "NOT_FOUND", "no such page");
+    return refuse(req, res, 404, "NOT_FOUND", "no such page");
   }
 
   return (req: IncomingMessage, res: ServerResponse) => {
     route(req, res).catch((err: unknown) => {
-      if (err instanceof URIError) return refuse(res, 400, "BAD_ROOM", "the room id is not valid percent-encoding");
-      if (err instanceof EngineUnavailableError) return refuse(res, 503, "UNAVAILABLE", "Redis is unreachable");
-      logger.error({ err, url: req.url }, "HTTP request failed");
-      if (!res.headersSent) refuse(res, 500, "INTERNAL", "internal error");
-      else res.destroy();
+      if (res.headersSent) return void res.destroy();
+      if (err instanceof EngineUnavailableError) return refuse(req, res, 503, "UNAVAILABLE", "Redis is unreachable");
+      logger.error({ err: err instanceof Error ? err.message : String(err), path: new URL(req.url ?? "/", "http://localhost").pathname }, "HTTP request failed");
+      refuse(req, res, 500, "INTERNAL", "internal error");
     });
   };
 }

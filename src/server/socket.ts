@@ -29,6 +29,7 @@ import {
 } from "../protocol.js";
 import type { ServeConfig } from "../config.js";
 import { Fanout, ioRoom } from "./fanout.js";
+import { mayEnter, type Identity, type TokenVerifier } from "./identity.js";
 import type { Metrics } from "./metrics.js";
 import type { QueueGuard } from "./queue.js";
 import type { z } from "zod";
@@ -73,6 +74,8 @@ export interface SocketDeps {
   chat: Chat;
   engine: Engine;
   config: ServeConfig;
+  /** With tokens configured: verifies each handshake's token. */
+  verifier: TokenVerifier | undefined;
   metrics: Metrics;
   logger: Logger;
   /** Told the number of open connections whenever it changes (a cluster worker reports it). */
@@ -107,33 +110,44 @@ export function clientAddress(socket: Socket, trustProxy: boolean): string {
  */
 const FLOOD_BURST_FACTOR = 5;
 
-export function wireSockets({ io, guard, chat, engine, config, metrics, logger, onConnectionCount }: SocketDeps): () => Promise<void> {
+export function wireSockets({ io, guard, chat, engine, config, verifier, metrics, logger, onConnectionCount }: SocketDeps): () => Promise<void> {
   const text = textSchema(config.maxTextLength);
   const leaving = new Set<Promise<void>>();
   const namespace = io.of("/");
   /** Open connections per client address, for --max-connections-per-ip. */
   const perAddress = new Map<string, number>();
 
-  // The room comes from the handshake, as in the article's client: ?roomid=ROOM
+  /** Refuses a handshake: the client gets connect_error with `data: { code, message }`. */
+  const refuseHandshake = (next: (err?: Error) => void, code: ErrorCode, message: string) => {
+    metrics.refusals.inc({ code });
+    const err = new Error(message) as Error & { data: WireError };
+    err.data = { code, message };
+    next(err);
+  };
+
   io.use((socket, next) => {
-    const parsed = roomIdSchema.safeParse(socket.handshake.query["roomid"]);
-    if (!parsed.success) {
-      metrics.refusals.inc({ code: "BAD_ROOM" });
-      const err = new Error("a room id is 1 to 64 characters of A-Z a-z 0-9 _ - . :") as Error & { data: WireError };
-      err.data = { code: "BAD_ROOM", message: err.message };
-      return next(err);
-    }
-    socket.data.room = parsed.data;
-    const address = clientAddress(socket, config.trustProxy);
-    const open = perAddress.get(address) ?? 0;
-    if (config.maxConnectionsPerIp > 0 && open >= config.maxConnectionsPerIp) {
-      metrics.refusals.inc({ code: "RATE_LIMITED" });
-      const err = new Error("too many connections from your address") as Error & { data: WireError };
-      err.data = { code: "RATE_LIMITED", message: err.message };
-      return next(err);
-    }
-    socket.data.address = address;
-    next();
+    void (async () => {
+      // With tokens, nothing happens before the token is verified: no room, no presence, no notice.
+      if (verifier) {
+        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+        try {
+          socket.data.identity = await verifier.verify(token);
+        } catch (err) {
+          return refuseHandshake(next, "UNAUTHORIZED", err instanceof ChatError ? err.message : "the token is not valid");
+        }
+      }
+      // The room comes from the handshake, as in the article's client: ?roomid=ROOM
+      const parsed = roomIdSchema.safeParse(socket.handshake.query["roomid"]);
+      if (!parsed.success) return refuseHandshake(next, "BAD_ROOM", "a room id is 1 to 64 letters or digits of any script, or _ - . :");
+      const identity = socket.data.identity as Identity | undefined;
+      if (identity && !mayEnter(identity, parsed.data)) return refuseHandshake(next, "FORBIDDEN", "your token does not let you into this room");
+      socket.data.room = parsed.data;
+      const address = clientAddress(socket, config.trustProxy);
+      const open = perAddress.get(address) ?? 0;
+      if (config.maxConnectionsPerIp > 0 && open >= config.maxConnectionsPerIp) return refuseHandshake(next, "RATE_LIMITED", "too many connections from your address");
+      socket.data.address = address;
+      next();
+    })();
   });
 
   io.on("connection", (socket) => {
@@ -154,6 +168,17 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
     const refusalBucket = new TokenBucket(config.rateLimit, config.rateBurst * FLOOD_BURST_FACTOR);
     let member: Member | undefined;
     let joining: Promise<void> | undefined;
+    const identity = socket.data.identity as Identity | undefined;
+    // A token's `exp` passing on an open connection: told, and a transport close, so that a
+    // client whose `auth` is a function reconnects with a fresh token (and recovers with `since`).
+    const expiry = identity
+      ? setTimeout(() => {
+          if (!guard.admit(socket)) return;
+          metrics.refusals.inc({ code: "TOKEN_EXPIRED" });
+          socket.emit(SERVER_EVENT, { event: "error", data: { code: "TOKEN_EXPIRED", message: "your token has expired: reconnect with a fresh one" } } satisfies ServerMessage);
+          socket.conn.close();
+        }, Math.min(Math.max(0, identity.expiresAt - Date.now()), 2 ** 31 - 1))
+      : undefined;
 
     /** The joined member; waits for a join still under way (the article's client says right after join). */
     const joined = async (): Promise<Member> => {
@@ -166,9 +191,10 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
       if (joining) throw new ChatError("ALREADY_JOINED", "this connection has joined already");
       if (!joinBucket.take()) throw new ChatError("RATE_LIMITED", "too many join attempts, slow down");
       const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
-      const username = parse(usernameSchema, p["username"], "BAD_USERNAME");
+      // with a token, the name is the token's: `username` is optional and ignored
+      const username = identity ? identity.name : parse(usernameSchema, p["username"], "BAD_USERNAME");
       const since = parse(joinSinceSchema, p["since"], "BAD_PAYLOAD");
-      const candidate: Member = { id: socket.id, room, username };
+      const candidate: Member = identity ? { id: socket.id, room, username, user: identity.user } : { id: socket.id, room, username };
       joining = chat.join(candidate, since);
       try {
         await joining;
@@ -209,6 +235,7 @@ export function wireSockets({ io, guard, chat, engine, config, metrics, logger, 
     });
 
     socket.on("disconnect", () => {
+      clearTimeout(expiry);
       countConnections();
       const open = (perAddress.get(address) ?? 1) - 1;
       if (open > 0) perAddress.set(address, open);

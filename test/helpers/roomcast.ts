@@ -31,8 +31,9 @@ export async function metric(url: string, name: string): Promise<number> {
   return Number(line?.split(" ")[1] ?? NaN);
 }
 
-export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url);
+/** GET a JSON answer; with `apiKey`, as the server API's client (Authorization: Bearer). */
+export async function getJson<T = unknown>(url: string, apiKey?: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, apiKey === undefined ? {} : { headers: { authorization: `Bearer ${apiKey}` } });
   return { status: res.status, body: (await res.json()) as T };
 }
 
