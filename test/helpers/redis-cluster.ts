@@ -167,10 +167,17 @@ export async function startCluster(): Promise<TestCluster> {
       if (!node) throw new Error("no live node");
       return node.address;
     };
-    const idOf = async (address: Address) => {
+    /** A node's own line of CLUSTER NODES: its id, role and slots as it sees them itself. */
+    const myself = async (address: Address) => {
       const me = (await view(address)).find((l) => l.flags.includes("myself"));
       if (!me) throw new Error(`${address} does not name itself`);
-      return me.id;
+      return me;
+    };
+    /** The live masters, as each one says of itself (no agreement needed mid-reshard). */
+    const mastersNow = async () => {
+      const out: Address[] = [];
+      for (const node of live()) if ((await myself(node.address)).flags.includes("master")) out.push(node.address);
+      return out;
     };
     const slotOf = async (key: string) => Number(await redisCall(anyLive(), "CLUSTER", "KEYSLOT", key));
 
@@ -193,8 +200,8 @@ export async function startCluster(): Promise<TestCluster> {
         const slot = typeof slotOrKey === "number" ? slotOrKey : await slotOf(slotOrKey);
         // The owner is the node that claims the slot itself; others may lag behind by a gossip round.
         for (const node of live()) {
-          const me = (await view(node.address)).find((l) => l.flags.includes("myself"));
-          if (me?.flags.includes("master") && owns(me, slot)) return node.address;
+          const me = await myself(node.address);
+          if (me.flags.includes("master") && owns(me, slot)) return node.address;
         }
         throw new Error(`no live master owns slot ${slot}`);
       },
@@ -203,7 +210,7 @@ export async function startCluster(): Promise<TestCluster> {
         if (killed === undefined) throw new Error(`no master #${String(which)}`);
         const replicas = await cluster.replicasOf(killed);
         if (replicas.length === 0) throw new Error(`${killed} has no replica to take over`);
-        const slots = (await view(killed)).find((l) => l.flags.includes("myself"))?.slots ?? [];
+        const { slots } = await myself(killed);
         const at = Date.now();
         await byAddress(killed).kill();
         const lines = (await settle(`a replica of ${killed} to take over its slots`)) ?? [];
@@ -215,7 +222,7 @@ export async function startCluster(): Promise<TestCluster> {
       },
       async reshard(slots, from, to) {
         const at = Date.now();
-        const [fromId, toId] = [await idOf(from), await idOf(to)];
+        const [fromId, toId] = [(await myself(from)).id, (await myself(to)).id];
         const target = splitAddress(to);
         let moved = 0;
         for (const slot of slots) {
@@ -246,15 +253,6 @@ export async function startCluster(): Promise<TestCluster> {
         await eventually(replicasInSync, 20_000, `${address} to sync with its master`);
       },
       stop: () => cleanup.run(),
-    };
-    /** The live masters, as each one says of itself (no agreement needed mid-reshard). */
-    const mastersNow = async () => {
-      const out: Address[] = [];
-      for (const node of live()) {
-        const me = (await view(node.address)).find((l) => l.flags.includes("myself"));
-        if (me?.flags.includes("master")) out.push(node.address);
-      }
-      return out;
     };
     return cluster;
   } catch (err) {
