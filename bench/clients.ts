@@ -1,10 +1,10 @@
 /**
  * The bench's clients. Over WebSocket, a lean raw-frame client that speaks Engine.IO/Socket.IO
  * framing itself and parses only what it counts (no JSON.parse, no event emitter per frame), so that
- * the generator costs less than the servers it measures. Over long-polling, socket.io-client.
+ * the generator costs less than the servers it measures. Over long-polling, the client SDK.
  */
 import { LeanWebSocket } from "./lean-websocket.js";
-import { io, type Socket } from "socket.io-client";
+import { connect, RoomcastError, type RoomcastClient } from "../src/client/index.js";
 
 export interface BenchClientHandlers {
   /** A chat message arrived: its text (the bench's own encoding, see run.ts). */
@@ -112,8 +112,9 @@ class RawClient implements BenchClient {
   }
 }
 
+/** Over long-polling: the client SDK (`roomcast/client`), as an application would use it. */
 class PollingClient implements BenchClient {
-  private socket: Socket | undefined;
+  private client: RoomcastClient | undefined;
 
   constructor(
     private readonly url: string,
@@ -122,24 +123,21 @@ class PollingClient implements BenchClient {
   ) {}
 
   async join(username: string): Promise<void> {
-    this.socket = io(this.url, { query: { roomid: this.room }, transports: ["polling"], forceNew: true, reconnection: false });
-    this.socket.on("message", (m: { event: string; data: { text?: string } }) => {
-      if (m.event === "broadcast_say" && m.data.text !== undefined) this.handlers.said(m.data.text);
-    });
-    const ack = (await this.socket.timeout(30_000).emitWithAck("join", { username })) as { ok: boolean };
-    if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack)}`);
+    this.client = connect(this.url, { room: this.room, username, transports: ["polling"] });
+    this.client.on("message", (m) => this.handlers.said(m.text));
+    await this.client.join();
   }
 
   async say(text: string): Promise<string | undefined> {
     try {
-      const ack = (await this.socket!.timeout(10_000).emitWithAck("say", { text })) as { ok: boolean; error?: { code: string } };
-      return ack.ok ? undefined : (ack.error?.code ?? "UNKNOWN");
-    } catch {
-      return "TIMEOUT";
+      await this.client!.say(text);
+      return undefined;
+    } catch (err) {
+      return err instanceof RoomcastError ? err.code : "UNKNOWN";
     }
   }
 
   close(): void {
-    this.socket?.disconnect();
+    this.client?.close();
   }
 }

@@ -14,4 +14,15 @@ await build({
   outfile: "dist/web/app.js",
   logLevel: "warning",
 });
+// The client SDK for pages of other applications (`<script type="module">` import from the chat's
+// own origin): `roomcast/client` as one ES module, socket.io-client inside.
+await build({
+  entryPoints: ["src/client/index.ts"],
+  bundle: true,
+  format: "esm",
+  target: ["es2020"],
+  minify: true,
+  outfile: "dist/web/roomcast-client.js",
+  logLevel: "warning",
+});
 for (const file of ["index.html", "style.css"]) copyFileSync(`web/${file}`, `dist/web/${file}`);

@@ -20,6 +20,7 @@ interface Asset {
   body: Buffer;
   type: string;
   cache: string;
+  headers?: Record<string, string>;
 }
 
 /**
@@ -50,6 +51,14 @@ function loadAssets(config: ServeConfig): Map<string, Asset> {
     page = page.replace(`"/${file}"`, `"${hashed}"`);
   }
   assets.set("/", { body: Buffer.from(page), type: "text/html; charset=utf-8", cache: "no-cache" });
+  // The SDK as one ES module, for pages of other sites: a module script from another origin
+  // needs CORS, and the file holds nothing private.
+  assets.set("/roomcast-client.js", {
+    body: readFileSync(WEB_DIR + "roomcast-client.js"),
+    type: "text/javascript; charset=utf-8",
+    cache: "no-cache",
+    headers: { "access-control-allow-origin": "*" },
+  });
   return assets;
 }
 
@@ -111,6 +120,7 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
         "content-security-policy": csp,
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
+        ...file.headers,
       });
       res.end(file.body);
       return;

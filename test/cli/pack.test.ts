@@ -3,6 +3,7 @@
  * working `roomcast` command that knows nothing of this checkout.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
@@ -88,6 +89,14 @@ describe("the npm package", () => {
       }
     }
     assert.deepEqual([...used].sort(), Object.keys(pkg.dependencies).sort(), "every dependency is imported by the shipped code");
+
+    // the client SDK, as an application imports it: `roomcast/client`, with its types
+    const sdk = execFileSync(process.execPath, ["--input-type=module", "-e", "const m = await import('roomcast/client'); console.log(typeof m.connect, typeof m.RoomcastError)"], {
+      cwd: join(prefix, "lib"),
+      encoding: "utf8",
+    });
+    assert.equal(sdk, "function function\n");
+    assert.ok(existsSync(join(installed, "dist/src/client/index.d.ts")), "the SDK's types are in the package");
 
     // the command, run from outside any checkout
     const version = await run(roomcast, ["--version"], {});
