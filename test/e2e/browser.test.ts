@@ -91,15 +91,23 @@ describe("web client in Chromium", () => {
     const nasty = "<img src=x onerror=__xss=1>";
     const attacker = await enter(a, "xss", nasty);
     const victim = await enter(b, "xss", "victim");
-    const payloads = ['<img src=x onerror="window.__xss=1">', "<script>window.__xss=1</script>"];
+    const payloads = [
+      '<img src=x onerror="window.__xss=1">',
+      "<script>window.__xss=1</script>",
+      '<a href="javascript:window.__xss=1">click</a> javascript:window.__xss=1',
+      'https://example.com/"><img src=x onerror=window.__xss=1>',
+    ];
     for (const text of payloads) await say(attacker, text);
     for (const text of payloads) await waitForText(victim, text);
     assert.deepEqual(await texts(victim), payloads);
-    assert.deepEqual(await victim.locator("#log .message .author").allTextContents(), [nasty, nasty]);
+    // one author's messages in a row are one group under one name
+    assert.deepEqual(await victim.locator("#log .message .author").allTextContents(), [nasty]);
     await victim.locator("#online li", { hasText: nasty }).waitFor();
     for (const page of [attacker, victim]) {
       assert.equal(await page.evaluate("window.__xss"), undefined);
       assert.equal(await page.locator("#log img, #online img, #log script").count(), 0);
+      // only the https address became a link, and it ends where the markup begins
+      assert.deepEqual(await page.locator("#log a").evaluateAll((links) => links.map((a) => a.getAttribute("href"))), ["https://example.com/"]);
     }
   });
 
