@@ -80,6 +80,21 @@ describe("the web page in a busy room", () => {
     assert.deepEqual(pages.errors, []);
   });
 
+  it("keeps at most 1000 messages of a room that runs all day, the oldest going while the reader is at the newest", async () => {
+    const page = await pages.enter(server.url, "all-day", "keeper");
+    const other = await talker("all-day", "talker");
+    await post(other, 1250, "talk");
+    await waitForText(page, "talk 1250");
+    const count = await page.locator("#log .message").count();
+    assert.ok(count >= 1000 && count <= 1100, `${count} messages kept`);
+    assert.ok(await inView(page, "#log .message"), "the newest message is on screen");
+    // the log now starts mid-conversation: with a day, and the name over its first message
+    const first = await page.locator("#log > li").first().evaluate((li) => li.className);
+    assert.equal(first, "day");
+    assert.equal(await page.locator("#log > li").nth(1).locator(".author").textContent(), "talker");
+    assert.deepEqual(pages.errors, []);
+  });
+
   it("scrolls your own message into view, and counts the others' new messages while you read above", async () => {
     const page = await pages.enter(server.url, "reading", "reader", { viewport: { width: 800, height: 500 } });
     const other = await talker("reading", "talker");
