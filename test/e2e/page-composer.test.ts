@@ -91,6 +91,8 @@ describe("the web page's composer and navigation", () => {
     await page.locator("#enter-view").waitFor({ state: "visible" });
     assert.equal(new URL(page.url()).search, "", "the room list's address");
     assert.ok(await page.locator("#chat-view").isHidden());
+    // still in the room: the entry page lists it under "Your rooms"
+    await page.locator('#my-rooms .room-tab[data-room="hall"]').waitFor();
 
     await page.goForward();
     await page.locator("#chat-view").waitFor({ state: "visible" });

@@ -21,6 +21,8 @@ const GROUP_GAP_MS = 5 * 60_000;
 export const LOG_LIMIT = 1000;
 /** Trimming waits until this many more than LOG_LIMIT, to drop a batch at once and not one by one. */
 const TRIM_SLACK = 100;
+/** The longest what arrives waits for a frame before it is put on the page anyway (hidden tabs). */
+const FLUSH_FALLBACK_MS = 500;
 /** A reader closer than this to the newest message is "at the newest". */
 const NEAR_BOTTOM_PX = 40;
 
@@ -52,6 +54,12 @@ export class LogView {
   private pinned = true;
   private savedTop = 0;
   private unseenCount = 0;
+  /** Messages and notices not yet on the page (see scheduleFlush), and whether one is the reader's own. */
+  private pending: (ChatMessage | { notice: string; ts: number })[] = [];
+  private bringIntoView = false;
+  private startWanted = false;
+  private frame = 0;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: LogViewOptions) {
     const log = el("ol", "log");
@@ -125,38 +133,75 @@ export class LogView {
    */
   addMessages(messages: ChatMessage[], bringIntoView = false): void {
     if (messages.length === 0) return;
-    const follow = bringIntoView || (this.shown ? this.atBottom() : this.pinned);
-    const lines = document.createDocumentFragment();
-    for (const m of messages) {
-      this.dayBefore(m.ts, lines);
-      const continues = this.tail !== undefined && this.tail.username === m.username && m.ts - this.tail.ts <= GROUP_GAP_MS;
-      lines.append(this.messageLine(m, !continues));
-      this.tail = { username: m.username, ts: m.ts };
-    }
-    this.messageCount += messages.length;
-    this.invite?.remove();
-    this.invite = undefined;
-    this.element.append(lines);
-    if (follow) {
-      this.scrollToNewest();
-      this.trim();
-    } else {
-      this.setUnseen(this.unseenCount + messages.filter((m) => m.username !== this.options.me).length);
-    }
+    this.pending.push(...messages);
+    this.bringIntoView ||= bringIntoView;
+    this.scheduleFlush();
   }
 
   /** A line between messages: someone joined or left, older messages were lost. */
   addNotice(text: string, ts: number): void {
-    const follow = this.shown ? this.atBottom() : this.pinned;
+    this.pending.push({ notice: text, ts });
+    this.scheduleFlush();
+  }
+
+  /**
+   * What arrives is put on the page once per frame: a busy room's messages come one event each,
+   * and adding them one by one would lay the log out again for every one (seconds of work for a
+   * few hundred messages in a long log). A hidden tab gets no frames: there a timer flushes, as
+   * often as the browser lets a background timer run.
+   */
+  private scheduleFlush(): void {
+    if (this.flushTimer !== undefined) return;
+    const flush = () => this.flush();
+    this.flushTimer = setTimeout(flush, FLUSH_FALLBACK_MS);
+    this.frame = requestAnimationFrame(flush);
+  }
+
+  /** Puts everything that arrived since the last flush on the page. */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    cancelAnimationFrame(this.frame);
+    this.flushTimer = undefined;
+    const items = this.pending;
+    this.pending = [];
+    if (items.length === 0) {
+      if (this.startWanted) this.insertStart();
+      return;
+    }
+    const follow = this.bringIntoView || (this.shown ? this.atBottom() : this.pinned);
+    this.bringIntoView = false;
     const lines = document.createDocumentFragment();
-    this.dayBefore(ts, lines);
-    const line = el("li", "notice", text);
-    line.dataset["ts"] = String(ts);
-    line.title = fullTimeText(ts);
-    lines.append(line);
-    this.tail = undefined;
+    let messages = 0;
+    let fromOthers = 0;
+    for (const item of items) {
+      this.dayBefore(item.ts, lines);
+      if ("notice" in item) {
+        const line = el("li", "notice", item.notice);
+        line.dataset["ts"] = String(item.ts);
+        line.title = fullTimeText(item.ts);
+        lines.append(line);
+        this.tail = undefined;
+        continue;
+      }
+      const continues = this.tail !== undefined && this.tail.username === item.username && item.ts - this.tail.ts <= GROUP_GAP_MS;
+      lines.append(this.messageLine(item, !continues));
+      this.tail = { username: item.username, ts: item.ts };
+      messages++;
+      if (item.username !== this.options.me) fromOthers++;
+    }
+    this.messageCount += messages;
+    if (messages > 0) {
+      this.invite?.remove();
+      this.invite = undefined;
+    }
     this.element.append(lines);
-    if (follow) this.scrollToNewest();
+    if (this.startWanted) this.insertStart();
+    if (follow) {
+      this.scrollToNewest();
+      this.trim();
+    } else {
+      this.setUnseen(this.unseenCount + fromOthers);
+    }
   }
 
   /**
@@ -164,6 +209,12 @@ export class LogView {
    * has written yet, how to invite people.
    */
   markStart(): void {
+    this.startWanted = true;
+    this.scheduleFlush();
+  }
+
+  private insertStart(): void {
+    this.startWanted = false;
     if (this.element.querySelector(".start")) return;
     const start = el("li", "start", this.options.t.start(this.options.room));
     if (this.messageCount === 0) {
@@ -209,7 +260,7 @@ export class LogView {
     if (next && first && tail && first.username === tail.username && first.ts - tail.ts <= GROUP_GAP_MS) {
       next.replaceWith(this.messageLine(first, false));
     }
-    if (!more) this.markStart();
+    if (!more) this.insertStart();
     log.scrollTop = log.scrollHeight - fromBottom;
   }
 
@@ -247,7 +298,7 @@ export class LogView {
     line.classList.toggle("continued", !startsGroup);
     line.dataset["id"] = m.id;
     line.dataset["ts"] = String(m.ts);
-    const author = mine ? `${m.username} (${t.you})` : m.username;
+    const author = mine ? t.you(m.username) : m.username;
     if (startsGroup) {
       const meta = el("div", "meta");
       const time = el("time", "time", timeText(m.ts));

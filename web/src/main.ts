@@ -62,8 +62,9 @@ const host: RoomHost = {
     if (session === shown) renderRoom(session);
   },
   arrived(session, messages, arrival) {
+    const unread = session.unread;
     for (const m of messages) if (m.username !== session.nickname) fromOthers(session, m, arrival);
-    renderRoomLists();
+    if (session.unread !== unread) renderRoomLists();
   },
   unseen(session, count) {
     if (session !== shown) return;
@@ -159,7 +160,7 @@ function renderRoom(session: RoomSession): void {
   byId("online").replaceChildren(
     ...session.presence.map((u) => el("li", u.username === session.nickname ? "me" : undefined, u.connections > 1 ? `${u.username} ×${u.connections}` : u.username)),
   );
-  byId("online-count").textContent = String(session.presence.length);
+  byId("online-title").textContent = t.onlineCount(session.presence.length);
   const names = session.typing;
   byId("typing").textContent = names.length === 0 ? "" : names.length === 1 ? t.typing1(names[0]!) : t.typingN(names);
 }
