@@ -91,15 +91,23 @@ describe("web client in Chromium", () => {
     const nasty = "<img src=x onerror=__xss=1>";
     const attacker = await enter(a, "xss", nasty);
     const victim = await enter(b, "xss", "victim");
-    const payloads = ['<img src=x onerror="window.__xss=1">', "<script>window.__xss=1</script>"];
+    const payloads = [
+      '<img src=x onerror="window.__xss=1">',
+      "<script>window.__xss=1</script>",
+      '<a href="javascript:window.__xss=1">click</a> javascript:window.__xss=1',
+      'https://example.com/"><img src=x onerror=window.__xss=1>',
+    ];
     for (const text of payloads) await say(attacker, text);
     for (const text of payloads) await waitForText(victim, text);
     assert.deepEqual(await texts(victim), payloads);
-    assert.deepEqual(await victim.locator("#log .message .author").allTextContents(), [nasty, nasty]);
+    // one author's messages in a row are one group under one name
+    assert.deepEqual(await victim.locator("#log .message .author").allTextContents(), [nasty]);
     await victim.locator("#online li", { hasText: nasty }).waitFor();
     for (const page of [attacker, victim]) {
       assert.equal(await page.evaluate("window.__xss"), undefined);
       assert.equal(await page.locator("#log img, #online img, #log script").count(), 0);
+      // only the https address became a link, and it ends where the markup begins
+      assert.deepEqual(await page.locator("#log a").evaluateAll((links) => links.map((a) => a.getAttribute("href"))), ["https://example.com/"]);
     }
   });
 
@@ -221,35 +229,168 @@ describe("web client in Chromium", () => {
     assert.ok((await host.locator("#log .notice", { hasText: "fan" }).count()) < 20, "not a notice per member of the crowd");
   });
 
-  it("takes a screenshot of a lively room", async () => {
-    mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    const page = await enter(a, "lobby", "ann");
-    const lines: [string, string][] = [
-      ["bob", "Morning! Is the deploy still on for 10:00?"],
-      ["ann", "Yes, rolling restart, one worker at a time. Nobody should notice."],
-      ["小明", "大家好!我在上海,网络有点慢。"],
-      ["bob", "Even over long-polling it keeps up 👍"],
-      ["ann", "And if a worker dies, your client re-joins and gets what it missed."],
-      ["小明", "好的,谢谢!"],
-    ];
-    const others = new Map<string, TestClient>();
-    for (const name of ["bob", "小明"]) {
-      const c = new TestClient(b.url, "lobby");
+  /** A busy morning in a team's room: 45 messages from five people, links, mentions, emoji. */
+  const ENGLISH: [string, string][] = [
+    ["dev", "Morning all ☀️ The deploy window opens at 10:00."],
+    ["dev", "Checklist: https://roomcast.example/runbooks/deploy#checklist"],
+    ["ann", "Morning! I'll take the workers, one at a time."],
+    ["bob", "I'm on nginx. The config diff is small: two upstreams added."],
+    ["carol", "Docs for the new flags are up at www.example.org/roomcast/flags"],
+    ["小明", "早上好！我在上海，今天网络不错。"],
+    ["ann", "👋 小明"],
+    ["dev", "Redis is at 41% memory, plenty of room."],
+    ["bob", "nginx -t passes on both hosts ✅"],
+    ["carol", "Should we warn the support channel first?"],
+    ["dev", "Yes. @carol can you post the notice?"],
+    ["carol", "On it."],
+    ["carol", "Posted: \"Short rolling restart at 10:00, nothing should drop.\""],
+    ["ann", "Starting with worker 1."],
+    ["ann", "Worker 1 is back on the new version, 212 connections re-joined."],
+    ["bob", "I see them landing on worker 2 meanwhile, as expected."],
+    ["dev", "Latency p99 is flat at 38 ms."],
+    ["ann", "Worker 2 now."],
+    ["小明", "我这边重新连接了一次，消息一条都没丢 👍"],
+    ["ann", "That's the re-join with `since` doing its job."],
+    ["ann", "Worker 2 is back. Going on with 3 and 4."],
+    ["bob", "The graph: https://grafana.example/d/roomcast?from=now-1h&to=now"],
+    ["carol", "Looks boring. Boring is good."],
+    ["dev", "Long-polling clients too? A few corporate proxies still block WebSockets."],
+    ["bob", "Yes, 31 of them, all reconnected through nginx."],
+    ["ann", "3 and 4 done. All eight workers run the new build."],
+    ["dev", "🎉"],
+    ["carol", "Nice work, everyone."],
+    ["小明", "辛苦了！"],
+    ["bob", "I'll keep an eye on the error rate for the next hour."],
+    ["dev", "@ann could you write a short summary for the changelog?"],
+    ["ann", "Sure, after lunch."],
+    ["carol", "Lunch? The noodle place on 5th reopened (www.example.com/noodles)."],
+    ["bob", "I'm in 🍜"],
+    ["小明", "我也想去，可惜在上海 😄"],
+    ["dev", "Next time we all meet, noodles are on me."],
+    ["ann", "Summary draft: rolling restart, zero dropped messages, p99 flat."],
+    ["ann", "Anything I missed?"],
+    ["bob", "The two new upstreams on nginx."],
+    ["ann", "Added, thanks @bob"],
+    ["carol", "And the link to the docs of the flags, please."],
+    ["ann", "Done: https://roomcast.example/changelog#rolling-restart"],
+    ["dev", "Perfect. @carol can you tell support it's over?"],
+    ["carol", "Will do."],
+    ["bob", "See you at lunch, @ann!"],
+  ];
+  const CHINESE: [string, string][] = [
+    ["老王", "大家早上好！今天十点开始滚动发布。"],
+    ["老王", "检查清单在这里：https://roomcast.example/runbooks/deploy#checklist"],
+    ["小红", "收到。我来盯 nginx。"],
+    ["阿杰", "我负责 Redis，内存占用 41%，没问题。"],
+    ["小明", "早上好 ☀️ 我先更新文档：www.example.org/roomcast/flags"],
+    ["老王", "好的。@小红 nginx 配置检查过了吗？"],
+    ["小红", "nginx -t 两台机器都通过了 ✅"],
+    ["阿杰", "要不要先通知客服？"],
+    ["老王", "要的，阿杰你发一下吧。"],
+    ["阿杰", "已发：“十点短暂滚动重启，消息不会丢。”"],
+    ["小明", "第一个 worker 开始重启。"],
+    ["小明", "1 号 worker 已恢复，212 个连接重新加入。"],
+    ["小红", "我这边看到它们暂时落在 2 号 worker 上，符合预期。"],
+    ["阿杰", "p99 延迟稳定在 38 毫秒。"],
+    ["小明", "现在重启 2 号。"],
+    ["ann", "Reconnected once here, no message lost 👍"],
+    ["小明", "这就是带 since 重新加入的效果。"],
+    ["小明", "2 号也好了，继续 3 号和 4 号。"],
+    ["小红", "监控图：https://grafana.example/d/roomcast?from=now-1h"],
+    ["老王", "曲线很平稳，平稳就是好事。"],
+    ["阿杰", "长轮询的客户端也正常吗？有些公司的代理还是会拦 WebSocket。"],
+    ["小红", "正常，31 个都通过 nginx 重新连上了。"],
+    ["小明", "3 号和 4 号完成，八个 worker 全部是新版本。"],
+    ["老王", "🎉🎉"],
+    ["阿杰", "大家辛苦了！"],
+    ["ann", "Great work, everyone."],
+    ["小红", "接下来一小时我继续盯错误率。"],
+    ["老王", "@小明 能写一段更新日志吗？"],
+    ["小明", "好的，午饭后写。"],
+    ["阿杰", "午饭？楼下那家面馆重新开张了（www.example.com/noodles）。"],
+    ["小红", "我去 🍜"],
+    ["ann", "Save me a seat!"],
+    ["老王", "下次聚会我请客。"],
+    ["小明", "日志草稿：滚动重启，零消息丢失，p99 平稳。"],
+    ["小明", "还有遗漏吗？"],
+    ["小红", "nginx 新加的两个 upstream。"],
+    ["小明", "已补上，谢谢 @小红"],
+    ["阿杰", "还有参数文档的链接（www.example.org/roomcast/flags）。"],
+    ["小明", "完成：https://roomcast.example/changelog#rolling-restart"],
+    ["老王", "很好。@小明 顺便跟客服说一声发布结束了。"],
+    ["小明", "马上。"],
+    ["小红", "午饭见！"],
+  ];
+
+  /** Errors in the screenshots' pages (pageErrors also has those of the reconnect test's). */
+  const viewerErrors: string[] = [];
+
+  /** Members that are not pages: each author's connection, by name. */
+  async function members(server: Roomcast, room: string, names: Iterable<string>): Promise<Map<string, TestClient>> {
+    const clients = new Map<string, TestClient>();
+    for (const name of names) {
+      const c = new TestClient(server.url, room);
       cleanup.add(() => c.close());
-      await c.join(name);
-      others.set(name, c);
+      assert.ok((await c.join(name)).ok);
+      clients.set(name, c);
     }
-    for (const [name, text] of lines) {
-      if (name === "ann") await say(page, text);
-      else await others.get(name)!.request("say", { text });
-      await waitForText(page, text);
-    }
-    await others.get("bob")!.request("typing", { typing: true });
-    await page.locator("#typing", { hasText: "bob is typing…" }).waitFor();
-    await page.locator("#online li", { hasText: "小明" }).waitFor();
-    await page.screenshot({ path: `${SCREENSHOT_DIR}/screenshot.png` });
-    const phone = await enter(b, "lobby", "小红", { locale: "zh-CN", viewport: { width: 390, height: 760 } });
-    await waitForText(phone, "好的,谢谢!");
-    await phone.screenshot({ path: `${SCREENSHOT_DIR}/screenshot-phone.png` });
+    return clients;
+  }
+  async function converse(clients: Map<string, TestClient>, lines: [string, string][]): Promise<void> {
+    for (const [name, text] of lines) assert.ok((await clients.get(name)!.request("say", { text })).ok, text);
+  }
+
+  /**
+   * A page of `nickname`, already in `rooms` (as after a reload: the rooms are remembered), showing
+   * the first of them, its log at the newest message.
+   */
+  async function viewer(nickname: string, rooms: string[], options: { locale?: string; viewport?: { width: number; height: number }; colorScheme?: "light" | "dark" }): Promise<Page> {
+    const context = await browser.newContext({ locale: options.locale ?? "en-US", viewport: options.viewport ?? { width: 1280, height: 800 }, colorScheme: options.colorScheme ?? "light" });
+    cleanup.add(() => context.close());
+    const page = await context.newPage();
+    page.on("pageerror", (e) => viewerErrors.push(`${nickname}: ${e.message}`));
+    page.on("console", (m) => m.type() === "error" && viewerErrors.push(`${nickname}: ${m.text()}`));
+    await page.goto(`${a.url}/`);
+    await page.evaluate(`localStorage.setItem("roomcast.nickname", ${JSON.stringify(nickname)});
+      localStorage.setItem("roomcast.rooms", ${JSON.stringify(JSON.stringify(rooms.map((room) => ({ room, nickname }))))})`);
+    await page.goto(`${a.url}/?room=${rooms[0]}`);
+    await page.locator('#conn-state[data-state="connected"]').waitFor({ timeout: 10_000 });
+    return page;
+  }
+  async function shoot(page: Page, file: string, lastText: string): Promise<void> {
+    await waitForText(page, lastText);
+    await page.evaluate("document.fonts.ready.then(() => true)");
+    assert.ok(await page.locator("#log").evaluate((log) => log.scrollHeight - log.scrollTop - log.clientHeight < 2), "at the newest message");
+    await page.screenshot({ path: `${SCREENSHOT_DIR}/${file}` });
+  }
+
+  it("takes screenshots of a busy room: desktop, phone, Chinese, dark", async () => {
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    const english = await members(a, "lobby", ["dev", "ann", "bob", "carol", "小明"]);
+    await converse(english, ENGLISH);
+    const chinese = await members(a, "shanghai", ["老王", "小红", "阿杰", "小明", "ann"]);
+    await converse(chinese, CHINESE);
+    // the readers' own connections go: their pages stand for them
+    for (const name of ["ann", "bob", "carol"]) english.get(name)!.close();
+    chinese.get("小明")!.close();
+    const others = await members(a, "random", ["dev"]);
+    const last = ENGLISH.at(-1)![1];
+
+    const desk = await viewer("ann", ["lobby", "deploys", "random"], {});
+    await converse(others, [["dev", "Anyone seen my charger?"], ["dev", "The blue one"], ["dev", "Found it 🙈"]]);
+    await desk.locator('#room-tabs .room-tab[data-room="random"] .badge', { hasText: "3" }).waitFor();
+    await english.get("dev")!.request("typing", { typing: true });
+    await desk.locator("#typing", { hasText: "dev is typing…" }).waitFor();
+    await shoot(desk, "screenshot.png", last);
+
+    const phone = await viewer("bob", ["lobby"], { viewport: { width: 390, height: 844 } });
+    await shoot(phone, "screenshot-phone.png", last);
+
+    const dark = await viewer("carol", ["lobby", "random"], { colorScheme: "dark" });
+    await shoot(dark, "screenshot-dark.png", last);
+
+    const zh = await viewer("小明", ["shanghai", "lobby"], { locale: "zh-CN" });
+    await shoot(zh, "screenshot-zh.png", CHINESE.at(-1)![1]);
+    assert.deepEqual(viewerErrors, []);
   });
 });

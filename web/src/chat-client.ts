@@ -9,10 +9,19 @@ import { compareIds } from "../../src/chat/ids.js";
 
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline";
 
+/**
+ * How messages reached the client: `history` is the room's recent past, sent on the first join
+ * (old news); `missed` was sent while this client was disconnected, recovered on a re-join (new to
+ * the reader, but not live); `live` has just been said.
+ */
+export type Arrival = "history" | "missed" | "live";
+
 export interface ChatClientHandlers {
   state(state: ConnectionState): void;
   /** New messages, in order, each once. */
-  messages(messages: ChatMessage[]): void;
+  messages(messages: ChatMessage[], arrival: Arrival): void;
+  /** The first history reaches back to the room's first message still kept: there is nothing older. */
+  start(): void;
   notice(kind: "join" | "quit", username: string, ts: number): void;
   /** Many joins or quits at once (a big room's presence_diff): one line, not one per person. */
   crowd(kind: "join" | "quit", count: number, ts: number): void;
@@ -31,6 +40,7 @@ export class ChatClient {
   /** Who is online (username → connections): from `presence`, then kept by `presence_diff`. */
   private online = new Map<string, number>();
   private presenceVersion = 0;
+  private started = false;
 
   constructor(
     readonly room: string,
@@ -38,7 +48,9 @@ export class ChatClient {
     private readonly on: ChatClientHandlers,
   ) {
     on.state("connecting");
-    this.socket = io({ query: { roomid: room } });
+    // One connection per room: forceNew, because socket.io-client would otherwise reuse a cached
+    // connection made with another room's query.
+    this.socket = io({ query: { roomid: room }, forceNew: true });
     this.socket.on("connect", () => this.join());
     this.socket.on("disconnect", (reason) => {
       this.joined = false;
@@ -76,12 +88,17 @@ export class ChatClient {
   private receive(m: ServerMessage): void {
     switch (m.event) {
       case "history": {
-        if (m.data.truncated && this.lastId !== undefined) this.on.gap();
-        this.accept(m.data.messages);
+        const first = this.lastId === undefined;
+        if (m.data.truncated && !first) this.on.gap();
+        if (first && !m.data.truncated && !this.started) {
+          this.started = true;
+          this.on.start();
+        }
+        this.accept(m.data.messages, first ? "history" : "missed");
         break;
       }
       case "broadcast_say":
-        this.accept([m.data]);
+        this.accept([m.data], "live");
         break;
       case "join":
       case "broadcast_quit": {
@@ -117,14 +134,14 @@ export class ChatClient {
     }
   }
 
-  private accept(messages: ChatMessage[]): void {
+  private accept(messages: ChatMessage[], arrival: Arrival): void {
     const fresh: ChatMessage[] = [];
     for (const message of messages) {
       if (this.lastId !== undefined && compareIds(message.id, this.lastId) <= 0) continue;
       this.lastId = message.id;
       fresh.push(message);
     }
-    if (fresh.length > 0) this.on.messages(fresh);
+    if (fresh.length > 0) this.on.messages(fresh, arrival);
   }
 
   /** A whole presence list, unless what we have is newer (a diff applied after it was read). */
@@ -185,8 +202,13 @@ export class ChatClient {
     ) as Promise<Ack>;
   }
 
+  /**
+   * Tells the room whether this member is typing. Sent with an acknowledgement so that a refusal
+   * (typing notices are rate limited too) comes back as an answer, which is dropped, and not as an
+   * `error` event that would read to the user as if a message had been refused.
+   */
   typing(typing: boolean): void {
-    if (this.joined) this.socket.emit("typing", { typing });
+    if (this.joined) this.socket.emit("typing", { typing }, () => {});
   }
 
   close(): void {

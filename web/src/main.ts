@@ -1,26 +1,29 @@
 /**
- * The roomcast web page. Every piece of user text reaches the page through textContent (never
- * innerHTML), and the page's Content-Security-Policy forbids inline script besides.
+ * The roomcast web page: the entry page (nickname, room, active rooms) and the chat (the rooms
+ * the reader is in, the room on screen, who is online, the composer). Every piece of user text
+ * reaches the page through textContent (never innerHTML), and the page's Content-Security-Policy
+ * forbids inline script besides.
+ *
+ * Navigation uses history entries: entering a room or switching to another pushes `?room=NAME`,
+ * so Back returns to the previous room or to the entry page and Forward comes back. Rooms stay
+ * joined while the entry page is shown; only Leave leaves one.
  */
-import { charLength, ROOM_ID, USERNAME_MAX, type ChatMessage, type ErrorCode, type PresenceUser } from "../../src/protocol.js";
-import { ChatClient, type ConnectionState } from "./chat-client.js";
+import { ROOM_ID, USERNAME_MAX, type ChatMessage, type ErrorCode } from "../../src/protocol.js";
+import type { Arrival } from "./chat-client.js";
+import { Away, notificationsSupported, type NotifyMode } from "./away.js";
+import { Composer } from "./composer.js";
+import { byId, el } from "./dom.js";
 import { pickStrings } from "./i18n.js";
+import { mentions } from "./message-text.js";
+import { firstGraphemes, graphemeLength } from "./names.js";
+import { RoomList } from "./room-list.js";
+import { RoomSession, type RoomHost } from "./room-session.js";
+import { loadRooms, saveRooms } from "./rooms.js";
+import { untilMidnight } from "./when.js";
 
 const { lang, t } = pickStrings(navigator.languages?.length ? navigator.languages : [navigator.language]);
 document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 const maxText = Number(document.documentElement.dataset["maxTextLength"] ?? "2000");
-
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`#${id} is missing`);
-  return el as T;
-}
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 // Static interface text.
 for (const node of document.querySelectorAll<HTMLElement>("[data-t]")) {
@@ -32,30 +35,174 @@ for (const node of document.querySelectorAll<HTMLElement>("[data-t-label]")) {
   if (typeof value === "string") node.setAttribute("aria-label", value);
 }
 
-const enterView = $("enter-view");
-const chatView = $("chat-view");
-const nickInput = $<HTMLInputElement>("nickname");
-const roomInput = $<HTMLInputElement>("room");
-const enterError = $("enter-error");
-const log = $("log");
-const marker = $<HTMLButtonElement>("new-marker");
-const textBox = $<HTMLTextAreaElement>("text");
-const counter = $("counter");
-const notice = $("notice");
-const typingLine = $("typing");
-const stateBadge = $("conn-state");
+const enterView = byId("enter-view");
+const chatView = byId("chat-view");
+const nickInput = byId<HTMLInputElement>("nickname");
+const roomInput = byId<HTMLInputElement>("room");
+const enterError = byId("enter-error");
+const logs = byId("logs");
+const marker = byId<HTMLButtonElement>("new-marker");
+const stateBadge = byId("conn-state");
+const roomsToggle = byId<HTMLButtonElement>("rooms-toggle");
 
-let client: ChatClient | undefined;
-const timeFormat = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : undefined, { hour: "2-digit", minute: "2-digit" });
+/** The rooms the reader is in, in the order they entered them. */
+const sessions = new Map<string, RoomSession>();
+/** The room on screen; undefined while the entry page is shown. */
+let shown: RoomSession | undefined;
 
-// ---- entering ----------------------------------------------------------------------------------
+const composer = new Composer(t, maxText);
+const away = new Away(t, (room) => go(room));
+const sidebar = new RoomList(byId("room-tabs"), t, (room) => go(room));
+const myRooms = new RoomList(byId("my-rooms"), t, (room) => go(room));
 
-const params = new URLSearchParams(location.search);
-nickInput.value = localStorage.getItem("roomcast.nickname") ?? "";
-roomInput.value = params.get("room") ?? "";
+// ---- rooms -------------------------------------------------------------------------------------
+
+const host: RoomHost = {
+  changed(session) {
+    if (session === shown) renderRoom(session);
+  },
+  arrived(session, messages, arrival) {
+    const unread = session.unread;
+    for (const m of messages) if (m.username !== session.nickname) fromOthers(session, m, arrival);
+    if (session.unread !== unread) renderRoomLists();
+  },
+  unseen(session, count) {
+    if (session !== shown) return;
+    marker.hidden = count === 0;
+    marker.textContent = t.newMessages(count);
+  },
+  refused(session, code, message) {
+    if (code === "BAD_ROOM" || code === "BAD_USERNAME") {
+      leave(session);
+      showEnterError(t.errors[code]);
+    } else composer.notify(session, t.errors[code as ErrorCode] ?? message);
+  },
+};
+
+function fromOthers(session: RoomSession, m: ChatMessage, arrival: Arrival): void {
+  const onScreen = session === shown;
+  if (arrival !== "history" && !onScreen) session.unread++;
+  away.arrived(session.room, m, arrival, mentions(m.text, session.nickname), onScreen);
+}
+
+function join(room: string, nickname: string): RoomSession {
+  const old = sessions.get(room);
+  if (old && old.nickname === nickname) return old;
+  if (old) leave(old, false);
+  const session = new RoomSession(room, nickname, t, host);
+  sessions.set(room, session);
+  logs.append(session.log.element);
+  remember();
+  return session;
+}
+
+/** Leaves one room; if it was on screen, shows the next room the reader is in, or the entry page. */
+function leave(session: RoomSession, moveOn = true): void {
+  session.close();
+  sessions.delete(session.room);
+  remember();
+  if (session !== shown) return renderRoomLists();
+  shown = undefined;
+  composer.attach(undefined);
+  if (!moveOn) return;
+  const next = [...sessions.values()][0];
+  if (next) {
+    history.replaceState(null, "", roomPath(next.room));
+    showRoom(next);
+  } else {
+    history.replaceState(null, "", location.pathname);
+    showEntry();
+  }
+}
+
+function remember(): void {
+  saveRooms([...sessions.values()].map(({ room, nickname }) => ({ room, nickname })));
+}
+
+const roomPath = (room: string) => `?room=${encodeURIComponent(room)}`;
+
+// ---- what is on screen -------------------------------------------------------------------------
+
+function showRoom(session: RoomSession): void {
+  if (shown !== session) {
+    shown?.log.hide();
+    shown = session;
+    session.log.show();
+  }
+  session.unread = 0;
+  enterView.hidden = true;
+  chatView.hidden = false;
+  closeRooms();
+  composer.attach(session);
+  away.setTitle(`${session.room} · roomcast`);
+  byId("room-title").textContent = `# ${session.room}`;
+  renderRoom(session);
+  renderRoomLists();
+  composer.box.focus();
+}
+
+function showEntry(): void {
+  shown?.log.hide();
+  shown = undefined;
+  composer.attach(undefined);
+  chatView.hidden = true;
+  enterView.hidden = false;
+  away.setTitle("roomcast");
+  renderRoomLists();
+  void listRooms();
+  (nickInput.value ? roomInput : nickInput).focus();
+}
+
+/** The parts of the chat that show the room on screen: state, who is online, who is typing. */
+function renderRoom(session: RoomSession): void {
+  stateBadge.textContent = t[session.state];
+  stateBadge.dataset["state"] = session.state;
+  byId("online").replaceChildren(
+    ...session.presence.map((u) => el("li", u.username === session.nickname ? "me" : undefined, u.connections > 1 ? `${u.username} ×${u.connections}` : u.username)),
+  );
+  byId("online-title").textContent = t.onlineCount(session.presence.length);
+  const names = session.typing;
+  byId("typing").textContent = names.length === 0 ? "" : names.length === 1 ? t.typing1(names[0]!) : t.typingN(names);
+}
+
+function renderRoomLists(): void {
+  const items = [...sessions.values()].map(({ room, unread }) => ({ room, unread }));
+  sidebar.render(items, shown?.room);
+  myRooms.render(items, undefined);
+  byId("my-rooms-section").hidden = items.length === 0;
+  const elsewhere = items.reduce((sum, r) => sum + (r.room === shown?.room ? 0 : r.unread), 0);
+  const badge = byId("rooms-toggle-badge");
+  badge.hidden = elsewhere === 0;
+  badge.textContent = elsewhere > 99 ? "99+" : String(elsewhere);
+}
+
+// ---- navigation --------------------------------------------------------------------------------
+
+/** Shows `room` (joining it if needed) as a new history entry. */
+function go(room: string): void {
+  if (shown?.room !== room) history.pushState(null, "", roomPath(room));
+  route();
+}
+
+/** Shows what the address says: a room (joined with the remembered nickname), or the entry page. */
+function route(): void {
+  const room = new URLSearchParams(location.search).get("room");
+  if (room === null || !ROOM_ID.test(room)) return showEntry();
+  const nickname = localStorage.getItem("roomcast.nickname") ?? "";
+  const session = sessions.get(room) ?? (nickname ? join(room, nickname) : undefined);
+  if (session) return showRoom(session);
+  // A shared link, and no nickname yet: the entry page, with the room filled in, at its own
+  // address, so that Back from the room returns to it.
+  history.replaceState(null, "", location.pathname);
+  roomInput.value = room;
+  showEntry();
+}
+window.addEventListener("popstate", route);
+
+// ---- the entry page ----------------------------------------------------------------------------
 
 async function listRooms(): Promise<void> {
-  const list = $("room-list");
+  const list = byId("room-list");
   try {
     const res = await fetch("/api/rooms");
     const { rooms } = (await res.json()) as { rooms: { room: string; users: number }[] };
@@ -82,176 +229,95 @@ async function listRooms(): Promise<void> {
 function enter(): void {
   const nickname = nickInput.value.trim();
   const room = roomInput.value.trim();
-  if (!nickname || charLength(nickname) > USERNAME_MAX) return showEnterError(t.errors.BAD_USERNAME);
+  if (!nickname || graphemeLength(nickname) > USERNAME_MAX) return showEnterError(t.errors.BAD_USERNAME);
   if (!ROOM_ID.test(room)) return showEnterError(t.errors.BAD_ROOM);
+  showEnterError("");
   localStorage.setItem("roomcast.nickname", nickname);
-  history.replaceState(null, "", `?room=${encodeURIComponent(room)}`);
-  document.title = `${room} · roomcast`;
-  $("room-title").textContent = room;
-  enterView.hidden = true;
-  chatView.hidden = false;
-  textBox.focus();
-  client = new ChatClient(room, nickname, {
-    state: showState,
-    messages: (messages) => messages.forEach((m) => addMessage(m, nickname)),
-    notice: (kind, name, ts) => addNotice(kind === "join" ? t.joined(name) : t.left(name), ts),
-    crowd: (kind, count, ts) => addNotice(kind === "join" ? t.joinedMany(count) : t.leftMany(count), ts),
-    presence: showPresence,
-    typing: (name, typing) => showTyping(name, typing),
-    gap: () => addNotice(t.historyGap, Date.now()),
-    error: (code, message) => {
-      if (code === "BAD_ROOM" || code === "BAD_USERNAME") {
-        leave();
-        showEnterError(t.errors[code]);
-      } else showNotice(code, message);
-    },
-  });
+  join(room, nickname);
+  go(room);
 }
 
 function showEnterError(text: string): void {
   enterError.textContent = text;
 }
 
-function leave(): void {
-  client?.close();
-  client = undefined;
-  log.replaceChildren();
-  $("online").replaceChildren();
-  chatView.hidden = true;
-  enterView.hidden = false;
-  history.replaceState(null, "", location.pathname);
-  document.title = "roomcast";
-  void listRooms();
+/**
+ * A nickname is at most USERNAME_MAX characters as a person counts them (grapheme clusters, as
+ * the server counts): longer input is cut, like a maxlength would, but not in the middle of an
+ * input method's composition.
+ */
+function limitNickname(): void {
+  const cut = firstGraphemes(nickInput.value, USERNAME_MAX);
+  if (cut !== nickInput.value) nickInput.value = cut;
 }
+nickInput.addEventListener("input", (e) => {
+  if (!(e as InputEvent).isComposing) limitNickname();
+});
+nickInput.addEventListener("compositionend", limitNickname);
 
-$("enter-form").addEventListener("submit", (e) => {
+byId("enter-form").addEventListener("submit", (e) => {
   e.preventDefault();
   enter();
 });
-$("leave").addEventListener("click", leave);
 
-// ---- the conversation --------------------------------------------------------------------------
+// ---- the chat's controls -----------------------------------------------------------------------
 
-/** Near the bottom, new lines scroll into view; scrolled up, a marker says there is more. */
-function atBottom(): boolean {
-  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-}
-function append(line: HTMLElement): void {
-  const follow = atBottom();
-  log.append(line);
-  if (follow) log.scrollTop = log.scrollHeight;
-  else marker.hidden = false;
-}
-marker.addEventListener("click", () => {
-  log.scrollTop = log.scrollHeight;
-  marker.hidden = true;
+byId("leave").addEventListener("click", () => shown && leave(shown));
+byId("add-room").addEventListener("click", () => {
+  history.pushState(null, "", location.pathname);
+  roomInput.value = "";
+  showEntry();
+  roomInput.focus();
 });
-log.addEventListener("scroll", () => {
-  if (atBottom()) marker.hidden = true;
-});
+marker.addEventListener("click", () => shown?.log.scrollToNewest());
 
-function addMessage(m: ChatMessage, me: string): void {
-  const mine = m.username === me;
-  const line = el("li", mine ? "message mine" : "message");
-  line.dataset["id"] = m.id;
-  const meta = el("div", "meta");
-  meta.append(el("span", "author", mine ? `${m.username} (${t.you})` : m.username));
-  const time = el("time", "time", timeFormat.format(m.ts));
-  time.dateTime = new Date(m.ts).toISOString();
-  meta.append(time);
-  line.append(meta, el("div", "text", m.text));
-  append(line);
+/** On a phone the rooms are a panel over the log, opened from the bar (never over the composer). */
+function closeRooms(): boolean {
+  if (!chatView.classList.contains("rooms-open")) return false;
+  chatView.classList.remove("rooms-open");
+  roomsToggle.setAttribute("aria-expanded", "false");
+  return true;
 }
-
-function addNotice(text: string, ts: number): void {
-  const line = el("li", "notice", text);
-  line.title = timeFormat.format(ts);
-  append(line);
-}
-
-function showPresence(users: PresenceUser[]): void {
-  const list = $("online");
-  list.replaceChildren(
-    ...users.map((u) => el("li", undefined, u.connections > 1 ? `${u.username} ×${u.connections}` : u.username)),
-  );
-  $("online-count").textContent = String(users.length);
-}
-
-const typingNow = new Map<string, ReturnType<typeof setTimeout>>();
-function showTyping(name: string, typing: boolean): void {
-  clearTimeout(typingNow.get(name));
-  if (typing) typingNow.set(name, setTimeout(() => showTyping(name, false), 6000));
-  else typingNow.delete(name);
-  const names = [...typingNow.keys()];
-  typingLine.textContent = names.length === 0 ? "" : names.length === 1 ? t.typing1(names[0]!) : t.typingN(names);
-}
-
-function showState(state: ConnectionState): void {
-  stateBadge.textContent = t[state];
-  stateBadge.dataset["state"] = state;
-}
-
-let noticeTimer: ReturnType<typeof setTimeout> | undefined;
-function showNotice(code: ErrorCode, fallback: string): void {
-  notice.textContent = t.errors[code] ?? fallback;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => (notice.textContent = ""), 6000);
-}
-
-// ---- composing ---------------------------------------------------------------------------------
-
-function updateCounter(): void {
-  const n = charLength(textBox.value);
-  counter.textContent = `${n}/${maxText}`;
-  counter.classList.toggle("over", n > maxText);
-}
-
-let typingSent = false;
-let typingIdle: ReturnType<typeof setTimeout> | undefined;
-function stopTyping(): void {
-  clearTimeout(typingIdle);
-  if (typingSent) client?.typing(false);
-  typingSent = false;
-}
-
-textBox.addEventListener("input", () => {
-  updateCounter();
-  if (!typingSent && textBox.value.trim()) {
-    client?.typing(true);
-    typingSent = true;
-  }
-  clearTimeout(typingIdle);
-  typingIdle = setTimeout(stopTyping, 3000);
-});
-textBox.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    void send();
-  }
-});
-$("composer").addEventListener("submit", (e) => {
-  e.preventDefault();
-  void send();
+roomsToggle.addEventListener("click", () => {
+  const open = chatView.classList.toggle("rooms-open");
+  roomsToggle.setAttribute("aria-expanded", String(open));
+  if (open) byId("room-tabs").querySelector<HTMLElement>("[aria-current]")?.focus();
 });
 
-async function send(): Promise<void> {
-  const text = textBox.value;
-  if (!client || !text.trim()) return;
-  if (charLength(text) > maxText) return showNotice("BAD_TEXT", "");
-  stopTyping();
-  const ack = await client.say(text);
-  if (ack.ok) {
-    if (textBox.value === text) textBox.value = "";
-    updateCounter();
-    notice.textContent = "";
-  } else {
-    showNotice(ack.error.code, ack.error.message); // the text stays in the box
-  }
-}
+/**
+ * Esc in the chat closes what is open, one thing per press: the rooms panel of a phone, else the
+ * composer's notice, else the reader scrolled up goes back to the newest messages. It never
+ * clears the text in the box.
+ */
+chatView.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || e.isComposing) return;
+  if (closeRooms()) return roomsToggle.focus();
+  if (composer.dismissNotice()) return;
+  shown?.log.scrollToNewest();
+});
 
-updateCounter();
-if (roomInput.value && nickInput.value) enter();
-else {
-  void listRooms();
-  (nickInput.value ? roomInput : nickInput).focus();
+const notifySelect = byId<HTMLSelectElement>("notify-mode");
+if (!notificationsSupported()) byId("notify-control").hidden = true;
+notifySelect.value = away.mode;
+notifySelect.addEventListener("change", () => {
+  const wanted = notifySelect.value as NotifyMode;
+  void away.choose(wanted).then((mode) => {
+    notifySelect.value = mode;
+    byId("notify-note").textContent = mode === wanted ? "" : t.notifyBlocked;
+  });
+});
+
+/** "Today" becomes "Yesterday" at midnight, also in a page that stays open. */
+function relabelAtMidnight(): void {
+  setTimeout(() => {
+    for (const session of sessions.values()) session.log.relabelDays();
+    relabelAtMidnight();
+  }, untilMidnight(Date.now()) + 1000);
 }
+relabelAtMidnight();
+
+// ---- start -------------------------------------------------------------------------------------
+
+nickInput.value = localStorage.getItem("roomcast.nickname") ?? "";
+for (const { room, nickname } of loadRooms()) join(room, nickname);
+route();
