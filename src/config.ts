@@ -79,6 +79,13 @@ export const serveOptions = {
     description:
       "data waiting in this process for one member (not yet taken by the kernel) past which the member is told SLOW_CONSUMER and closed; it recovers with `since`",
   },
+  redisLostGrace: {
+    flag: "--redis-lost-grace <seconds>",
+    env: "REDIS_LOST_GRACE",
+    default: "5",
+    description:
+      "after this long without Redis, answer new handshakes 503 and close this process's connections so nginx sends them to a process that can serve them (0: never); serving again when Redis is back",
+  },
   nodeTtl: { flag: "--node-ttl <seconds>", env: "NODE_TTL", default: "15", description: "a process silent this long is dead: its presence entries vanish" },
   trustProxy: {
     flag: "--trust-proxy <yes|no>",
@@ -151,6 +158,7 @@ const serveSchema = z.object({
   presenceBatch: int("--presence-batch", 1, 10_000),
   maxPayload: int("--max-payload", 1024, 100 * 1024 * 1024),
   maxQueueBytes: int("--max-queue-bytes", 16 * 1024, 1024 * 1024 * 1024),
+  redisLostGrace: z.coerce.number({ error: "--redis-lost-grace must be a number" }).min(0, { error: "--redis-lost-grace must be 0 or more" }),
   nodeTtl: z.coerce.number({ error: "--node-ttl must be a number" }).min(1, { error: "--node-ttl must be at least 1 second" }),
   trustProxy: yesNo("--trust-proxy"),
   maxConnectionsPerIp: int("--max-connections-per-ip", 0, 1_000_000),

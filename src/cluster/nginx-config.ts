@@ -97,9 +97,12 @@ ${servers}
       proxy_read_timeout 75s;
       proxy_send_timeout 75s;
       proxy_connect_timeout 2s;
-      # A dead worker's clients land on a live one.
+      # A dead worker's clients land on a live one, and so do the new handshakes of a worker that
+      # cannot reach Redis (it answers 503 after --redis-lost-grace): every worker is tried once,
+      # within 10 s.
       proxy_next_upstream error timeout http_502 http_503;
-      proxy_next_upstream_tries 3;
+      proxy_next_upstream_tries 0;
+      proxy_next_upstream_timeout 10s;
       # Long-polling answers and WebSocket frames go through at once.
       proxy_buffering off;
     }

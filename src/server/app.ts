@@ -13,6 +13,7 @@ import { MemoryEngine } from "../engine/memory/memory-engine.js";
 import { RedisEngine } from "../engine/redis/redis-engine.js";
 import { createHttpHandler } from "./http.js";
 import { createMetrics } from "./metrics.js";
+import { LostRedisGuard } from "./lost-redis.js";
 import { QueueGuard } from "./queue.js";
 import { TokenVerifier } from "./identity.js";
 import { originAllowed } from "./origins.js";
@@ -111,6 +112,8 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
 
   metrics.redisUp.set(engine.health().ok ? 1 : 0);
   engine.onHealthChange((health) => metrics.redisUp.set(health.ok ? 1 : 0));
+  const lostRedis = engine.kind === "redis" && config.redisLostGrace > 0 ? new LostRedisGuard(io, httpServer, engine, config.redisLostGrace * 1000, logger) : undefined;
+  lostRedis?.install();
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -143,6 +146,7 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     engine,
     close() {
       closing ??= (async () => {
+        lostRedis?.stop();
         // io.close() disconnects every socket (each disconnect starts its quit) and closes HTTP.
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await leavesDone();
