@@ -4,6 +4,7 @@
  * below is also what `--help` prints.
  */
 import { z } from "zod";
+import type { RedisTarget } from "./engine/redis/topology.js";
 
 export interface OptionSpec {
   /** commander flag syntax, e.g. "--port <number>" */
@@ -38,6 +39,12 @@ const duration = (name: string) =>
     return Math.round(Number(match[1]) * unit);
   });
 
+/** host:port,host:port… (Sentinels, Cluster nodes). */
+const hostPorts = (name: string) =>
+  z.string().refine((s) => s.split(",").every((hp) => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(hp.trim())), {
+    error: `${name} must be host:port,host:port… e.g. 10.0.0.1:26379,10.0.0.2:26379`,
+  });
+
 const redisUrl = z
   .string()
   .refine((s) => /^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s), {
@@ -51,6 +58,28 @@ export const serveOptions = {
     flag: "--redis <url>",
     env: "REDIS_URL",
     description: "Redis URL (redis://host:port); without it the chat lives in this process's memory",
+  },
+  redisSentinel: {
+    flag: "--redis-sentinel <host:port,...>",
+    env: "REDIS_SENTINELS",
+    description: "Redis Sentinel instead of --redis: the sentinels, comma-separated (with --redis-sentinel-name); processes follow the master through failovers",
+  },
+  redisSentinelName: { flag: "--redis-sentinel-name <name>", env: "REDIS_SENTINEL_NAME", description: "the master's name in Sentinel (sentinel monitor NAME …)" },
+  redisCluster: {
+    flag: "--redis-cluster <host:port,...>",
+    env: "REDIS_CLUSTER",
+    description: "a Redis Cluster (7.0+) instead of --redis: some of its nodes, comma-separated; rooms are spread over its shards (sharded pub/sub)",
+  },
+  redisPassword: {
+    flag: "--redis-password <password>",
+    env: "REDIS_PASSWORD",
+    description: "password of the Redis servers with --redis-sentinel or --redis-cluster (--redis carries it in its URL; prefer the variable)",
+  },
+  redisWait: {
+    flag: "--redis-wait <replicas[:ms]>",
+    env: "REDIS_WAIT",
+    description:
+      "acknowledge a message only once this many replicas hold it (WAIT, up to ms, default 500); fewer in time: still delivered and acknowledged, counted in roomcast_redis_wait_short_total",
   },
   redisPrefix: { flag: "--redis-prefix <prefix>", env: "REDIS_PREFIX", default: "roomcast:", description: "prefix of every Redis key and channel" },
   maxTextLength: { flag: "--max-text-length <chars>", env: "MAX_TEXT_LENGTH", default: "2000", description: "longest message, in characters" },
@@ -145,6 +174,11 @@ const serveSchema = z.object({
   port: int("--port", 0, 65535),
   host: z.string().min(1, { error: "--host must not be empty" }),
   redis: redisUrl.optional(),
+  redisSentinel: hostPorts("--redis-sentinel").optional(),
+  redisSentinelName: z.string().min(1).optional(),
+  redisCluster: hostPorts("--redis-cluster").optional(),
+  redisPassword: z.string().optional(),
+  redisWait: z.string().regex(/^\d{1,2}(:\d{1,6})?$/, { error: "--redis-wait must be REPLICAS or REPLICAS:MS, e.g. 1 or 1:500" }).optional(),
   redisPrefix: z.string().max(64, { error: "--redis-prefix is at most 64 characters" }),
   maxTextLength: int("--max-text-length", 1, 100_000),
   rateLimit: z.coerce.number({ error: "--rate-limit must be a number" }).positive({ error: "--rate-limit must be above 0" }),
@@ -175,7 +209,37 @@ const serveSchema = z.object({
   }),
 });
 
+/** Exactly one Redis: one URL, Sentinel, or a Cluster (or none: memory). */
+function oneRedis(config: { redis?: string | undefined; redisSentinel?: string | undefined; redisSentinelName?: string | undefined; redisCluster?: string | undefined; redisWait?: string | undefined }, ctx: z.RefinementCtx): void {
+  const given = [config.redis && "--redis", config.redisSentinel && "--redis-sentinel", config.redisCluster && "--redis-cluster"].filter(Boolean);
+  if (given.length > 1) ctx.addIssue({ code: "custom", message: `${given.join(" and ")}: give one Redis, not several` });
+  if (config.redisSentinel && !config.redisSentinelName) ctx.addIssue({ code: "custom", message: "--redis-sentinel needs --redis-sentinel-name (the master's name in Sentinel)" });
+  if (config.redisWait && given.length === 0) ctx.addIssue({ code: "custom", message: "--redis-wait needs Redis (--redis, --redis-sentinel or --redis-cluster)" });
+}
+
+const serveSchemaChecked = serveSchema.superRefine(oneRedis);
+
 export type ServeConfig = z.infer<typeof serveSchema>;
+
+/** The Redis a configuration names, or undefined for memory. */
+export function redisTarget(config: Omit<ServeConfig, "port">): RedisTarget | undefined {
+  const nodes = (list: string) =>
+    list.split(",").map((hp) => {
+      const at = hp.trim().lastIndexOf(":");
+      return { host: hp.trim().slice(0, at).replace(/^\[|\]$/g, ""), port: Number(hp.trim().slice(at + 1)) };
+    });
+  if (config.redis) return { kind: "single", url: config.redis };
+  if (config.redisSentinel) return { kind: "sentinel", sentinels: nodes(config.redisSentinel), name: config.redisSentinelName!, password: config.redisPassword };
+  if (config.redisCluster) return { kind: "cluster", nodes: nodes(config.redisCluster), password: config.redisPassword };
+  return undefined;
+}
+
+/** --redis-wait as replicas and a timeout (ms). */
+export function redisWait(config: Omit<ServeConfig, "port">): { replicas: number; timeoutMs: number } | undefined {
+  if (!config.redisWait) return undefined;
+  const [replicas, ms] = config.redisWait.split(":");
+  return { replicas: Number(replicas), timeoutMs: ms === undefined ? 500 : Number(ms) };
+}
 
 /** A configuration mistake, told to the user in one line (exit code 1). */
 export class ConfigError extends Error {
@@ -208,7 +272,7 @@ export function resolveOptions<S extends Specs, T extends z.ZodType>(
 }
 
 export function resolveServeConfig(flags: Partial<Record<keyof typeof serveOptions, unknown>>, env = process.env): ServeConfig {
-  return resolveOptions(serveOptions, serveSchema, flags, env);
+  return resolveOptions(serveOptions, serveSchemaChecked, flags, env);
 }
 
 // ---- cluster ---------------------------------------------------------------------------------
@@ -222,15 +286,17 @@ export const clusterOptions = {
   redis: {
     flag: "--redis <url>",
     env: "REDIS_URL",
-    description: "Redis URL (redis://host:port), required: the workers share rooms through it",
+    description: "Redis URL (redis://host:port); the workers share rooms through Redis: this, --redis-sentinel or --redis-cluster is required",
   },
 } satisfies Record<string, OptionSpec>;
 
-const clusterSchema = serveSchema.omit({ port: true }).extend({
-  workers: int("--workers", 1, 1024).optional(),
-  portBase: int("--port-base", 1, 65535),
-  redis: redisUrl,
-});
+const clusterSchema = serveSchema
+  .omit({ port: true })
+  .extend({
+    workers: int("--workers", 1, 1024).optional(),
+    portBase: int("--port-base", 1, 65535),
+  })
+  .superRefine(oneRedis);
 
 export type ClusterConfig = z.infer<typeof clusterSchema> & { workers: number };
 
@@ -239,8 +305,9 @@ export function resolveClusterConfig(
   defaultWorkers: number,
   env = process.env,
 ): ClusterConfig {
-  if (flags.redis === undefined && !env["REDIS_URL"]) {
-    throw new ConfigError("cluster needs Redis to share rooms between workers: pass --redis URL or set REDIS_URL");
+  const has = (flag: keyof typeof clusterOptions, variable: string) => flags[flag] !== undefined || !!env[variable];
+  if (!has("redis", "REDIS_URL") && !has("redisSentinel", "REDIS_SENTINELS") && !has("redisCluster", "REDIS_CLUSTER")) {
+    throw new ConfigError("cluster needs Redis to share rooms between workers: pass --redis URL (or --redis-sentinel, --redis-cluster) or set REDIS_URL");
   }
   const config = resolveOptions(clusterOptions, clusterSchema, flags, env);
   const workers = config.workers ?? defaultWorkers;
@@ -255,7 +322,7 @@ export function workerConfigFromEnv(env = process.env): { index: number; config:
   const raw = env[WORKER_CONFIG_VARIABLE];
   if (!raw) throw new ConfigError(`a worker is started by \`roomcast cluster\` (${WORKER_CONFIG_VARIABLE} is not set)`);
   const { index, config } = JSON.parse(raw) as { index: number; config: unknown };
-  return { index, config: serveSchema.parse(serialisable(config)) };
+  return { index, config: serveSchemaChecked.parse(serialisable(config)) };
 }
 
 /** Options whose value is a duration (parsed to milliseconds). */

@@ -11,10 +11,9 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { WORKER_CONFIG_VARIABLE, type ClusterConfig, type ServeConfig } from "../config.js";
-import { redactUrl } from "../engine/redis/redis-engine.js";
+import { redisTarget, WORKER_CONFIG_VARIABLE, type ClusterConfig, type ServeConfig } from "../config.js";
+import { createTopology, type RedisTarget } from "../engine/redis/topology.js";
 import { isWorkerReport } from "./messages.js";
 
 const WORKER_SCRIPT = fileURLToPath(new URL("./worker.js", import.meta.url));
@@ -66,7 +65,7 @@ export class ClusterPrimary {
 
   /** Starts every worker; resolves once all listen, rejects (after stopping) if one cannot start. */
   async start(): Promise<void> {
-    await checkRedis(this.config.redis);
+    await checkRedis(redisTarget(this.config)!);
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [] });
     try {
@@ -207,17 +206,17 @@ export class ClusterPrimary {
 }
 
 /** One clear line when Redis cannot be reached, before any worker is forked. */
-async function checkRedis(url: string): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 3000 });
+async function checkRedis(target: RedisTarget): Promise<void> {
+  const topology = createTopology(target, { name: `primary-${process.pid}`, retry: () => false });
   let lastError: unknown;
-  client.on("error", (err) => (lastError = err));
+  topology.onError((err) => (lastError = err));
   try {
-    await client.connect();
-    await client.ping();
+    await topology.connect();
+    await topology.cmd.ping();
   } catch (err) {
     const reason = (lastError ?? err) instanceof Error ? ((lastError ?? err) as Error).message : String(lastError ?? err);
-    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${reason}`);
+    throw new Error(`cannot reach Redis at ${topology.where}: ${reason}`);
   } finally {
-    client.disconnect();
+    topology.disconnect();
   }
 }

@@ -7,12 +7,12 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
 import { Chat } from "../chat/chat.js";
-import type { ServeConfig } from "../config.js";
+import { redisTarget, redisWait, type ServeConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
 import { MemoryEngine } from "../engine/memory/memory-engine.js";
 import { RedisEngine } from "../engine/redis/redis-engine.js";
 import { createHttpHandler } from "./http.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { LostRedisGuard } from "./lost-redis.js";
 import { QueueGuard } from "./queue.js";
 import { TokenVerifier } from "./identity.js";
@@ -31,14 +31,17 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function createEngine(config: ServeConfig, logger: Logger): Engine {
-  return config.redis
+export function createEngine(config: ServeConfig, logger: Logger, metrics: Metrics): Engine {
+  const target = redisTarget(config);
+  return target
     ? new RedisEngine({
-        target: { kind: "single", url: config.redis },
+        target,
         prefix: config.redisPrefix,
         historySize: config.historySize,
         historyTtlMs: config.historyTtl,
         nodeTtlMs: config.nodeTtl * 1000,
+        wait: redisWait(config),
+        onWaitShort: () => metrics.redisWaitShort.inc(),
         logger,
       })
     : new MemoryEngine({ historySize: config.historySize, historyTtlMs: config.historyTtl });
@@ -69,7 +72,8 @@ export interface ServerHooks {
 }
 
 export async function startServer(config: ServeConfig, logger: Logger, hooks: ServerHooks = {}): Promise<RunningServer> {
-  const engine = createEngine(config, logger);
+  const metrics = createMetrics();
+  const engine = createEngine(config, logger, metrics);
   try {
     await engine.start();
   } catch (err) {
@@ -83,7 +87,6 @@ export async function startServer(config: ServeConfig, logger: Logger, hooks: Se
     throw new StartError(err instanceof Error ? err.message : String(err));
   }
   if (config.allowedOrigins === "*") logger.warn("--allowed-origins *: pages on every site may connect to this chat");
-  const metrics = createMetrics();
   // The page and API handler must be the server's request listener before Socket.IO attaches:
   // Socket.IO then answers /socket.io itself and passes every other request on to it. (A listener
   // added after would answer Socket.IO's long-polling requests a second time.)

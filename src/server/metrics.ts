@@ -30,6 +30,11 @@ export function createMetrics() {
       help: "Connections closed because their refused events ran far past the rate limit",
       registers: [registry],
     }),
+    redisWaitShort: new Counter({
+      name: "roomcast_redis_wait_short_total",
+      help: "Messages acknowledged although fewer replicas than --redis-wait confirmed them in time (already published: never refused)",
+      registers: [registry],
+    }),
     redisUp: new Gauge({ name: "roomcast_redis_up", help: "1 when this process reaches its Redis (always 1 in memory mode)", registers: [registry] }),
   };
   return m;

@@ -186,7 +186,7 @@ describe("cluster behind nginx", () => {
     try {
       assert.equal(await admin.exists("roomcast:presence:last"), 0, "presence removed");
       // (the workers SIGKILLed above stay listed until their heartbeat expires)
-      const nodes = await admin.zrange("roomcast:nodes", 0, -1);
+      const nodes = await admin.zrange("roomcast:nodes", "0", "-1");
       for (const pid of pids) assert.ok(!nodes.some((n) => n.includes(`-${pid}-`)), `worker ${pid} removed its node record`);
     } finally {
       admin.disconnect();

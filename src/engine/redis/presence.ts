@@ -122,13 +122,16 @@ export class RedisPresence {
     return out.sort((a, b) => b.users - a.users || (a.room < b.room ? -1 : 1));
   }
 
-  /** Before removing this process on purpose: every entry out, one pipeline. */
+  /**
+   * Before removing this process on purpose: every entry out. (Commands sent together, not one
+   * pipeline: on a Cluster a pipeline must stay within one slot, and rooms are spread over slots.)
+   */
   async removeAll(): Promise<void> {
-    const pipeline = this.cmd.pipeline();
+    const calls: Promise<unknown>[] = [];
     for (const [room, members] of this.local) {
-      for (const member of members.keys()) pipeline.rcPresenceRemove(...this.roomKeys(room), this.field(member), "", "", this.topology.publish);
+      for (const member of members.keys()) calls.push(this.cmd.rcPresenceRemove(...this.roomKeys(room), this.field(member), "", "", this.topology.publish));
     }
-    await pipeline.exec().catch(() => {});
+    await Promise.allSettled(calls);
     this.local.clear();
   }
 
@@ -136,21 +139,18 @@ export class RedisPresence {
   async restore(): Promise<void> {
     const removals = [...this.pendingRemovals];
     this.pendingRemovals.clear();
-    try {
-      const pipeline = this.cmd.pipeline();
-      for (const [room, fields] of removals) {
-        for (const field of fields) pipeline.rcPresenceRemove(...this.roomKeys(room), field, "", "", this.topology.publish);
-      }
-      for (const [room, members] of this.local) {
-        pipeline.sadd(this.keys.nodeRooms(this.nodeId), room);
-        for (const [member, value] of members) pipeline.rcPresenceAdd(...this.roomKeys(room), this.field(member), value, "", "", this.topology.publish);
-      }
-      const replies = (await pipeline.exec()) ?? [];
-      const failed = replies.find(([err]) => err);
-      if (failed) throw failed[0];
-    } catch (err) {
+    const calls: Promise<unknown>[] = [];
+    for (const [room, fields] of removals) {
+      for (const field of fields) calls.push(this.cmd.rcPresenceRemove(...this.roomKeys(room), field, "", "", this.topology.publish));
+    }
+    for (const [room, members] of this.local) {
+      calls.push(this.cmd.sadd(this.keys.nodeRooms(this.nodeId), room));
+      for (const [member, value] of members) calls.push(this.cmd.rcPresenceAdd(...this.roomKeys(room), this.field(member), value, "", "", this.topology.publish));
+    }
+    const failed = (await Promise.allSettled(calls)).find((r) => r.status === "rejected");
+    if (failed) {
       for (const [room, fields] of removals) this.removeLater(room, [...fields]);
-      this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "could not restore presence; tried again when the connection is back");
+      this.logger.warn({ err: String((failed as PromiseRejectedResult).reason) }, "could not restore presence; tried again when the connection is back");
     }
   }
 

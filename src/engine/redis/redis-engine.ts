@@ -49,6 +49,13 @@ export interface RedisEngineOptions {
   historyTtlMs?: number | undefined;
   /** A node whose heartbeat is older than this (ms) is dead and its presence is taken out. @default 15000 */
   nodeTtlMs: number;
+  /**
+   * --redis-wait: after each message's script, `WAIT replicas timeoutMs` on the same connection,
+   * before the sender's acknowledgement. @default undefined: acknowledged once the master has it
+   */
+  wait?: { replicas: number; timeoutMs: number } | undefined;
+  /** Told of each message that fewer replicas than `wait.replicas` confirmed in time. */
+  onWaitShort?: () => void;
   logger: Logger;
 }
 
@@ -64,6 +71,7 @@ export class RedisEngine implements Engine {
   private readonly presenceStore: RedisPresence;
   private readonly nodes: NodeRegistry;
   private started = false;
+  private waitShortLogged = false;
   private closing = false;
   private lastHealth: EngineHealth = { ok: false, reason: "not started" };
   private readonly healthListeners: ((h: EngineHealth) => void)[] = [];
@@ -157,25 +165,47 @@ export class RedisEngine implements Engine {
     const head = '{"event":"broadcast_say","data":{"id":"';
     const user = draft.user === undefined ? "" : `,"user":${JSON.stringify(draft.user)}`;
     const tail = `","username":${JSON.stringify(draft.username)},"text":${JSON.stringify(draft.text)},"ts":${draft.ts}${user}}}`;
-    const id = await this.call(() =>
-      this.cmd.rcPublishMessage(
-        this.keys.history(room),
-        this.keys.deleted(room),
-        this.keys.channel(room),
-        this.options.historySize,
-        draft.username,
-        draft.text,
-        draft.ts,
-        draft.user ?? "",
-        head,
-        tail,
-        this.options.historyTtlMs ?? 0,
-        this.topology.publish,
-      ),
-    );
+    const args = [
+      this.options.historySize,
+      draft.username,
+      draft.text,
+      draft.ts,
+      draft.user ?? "",
+      head,
+      tail,
+      this.options.historyTtlMs ?? 0,
+      this.topology.publish,
+    ] as const;
+    const keys = [this.keys.history(room), this.keys.deleted(room), this.keys.channel(room)] as const;
+    const wait = this.options.wait;
+    const id = wait === undefined ? await this.call(() => this.cmd.rcPublishMessage(...keys, ...args)) : await this.publishAndWait(keys, args, wait);
     const message: ChatMessage = { id, username: draft.username, text: draft.text, ts: draft.ts };
     if (draft.user !== undefined) message.user = draft.user;
     return message;
+  }
+
+  /**
+   * The message's script, then WAIT on the same connection (one pipeline: Redis 7 refuses WAIT
+   * inside a script). The message is published whatever WAIT answers, so fewer replicas than asked
+   * in time is not a refusal (members already have it): it is counted, and logged once.
+   */
+  private async publishAndWait(
+    keys: readonly [string, string, string],
+    args: readonly (string | number)[],
+    wait: { replicas: number; timeoutMs: number },
+  ): Promise<string> {
+    const replies = await this.call(() => this.cmd.pipeline().rcPublishMessage(...keys, ...args).wait(wait.replicas, wait.timeoutMs).exec());
+    const [published, waited] = replies ?? [];
+    if (!published || published[0]) throw new EngineUnavailableError("Redis refused the message", { cause: published?.[0] });
+    const confirmed = waited && !waited[0] ? Number(waited[1]) : 0;
+    if (confirmed < wait.replicas) {
+      this.options.onWaitShort?.();
+      if (!this.waitShortLogged) {
+        this.waitShortLogged = true;
+        this.options.logger.warn({ asked: wait.replicas, confirmed, timeoutMs: wait.timeoutMs }, "fewer replicas than --redis-wait confirmed a message in time (published anyway; counted in roomcast_redis_wait_short_total, logged once)");
+      }
+    }
+    return published[1] as string;
   }
 
   async deleteMessage(room: string, id: string): Promise<boolean> {

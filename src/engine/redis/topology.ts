@@ -7,11 +7,19 @@
  * carry hash tags.
  */
 import { EventEmitter } from "node:events";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { SCRIPTS } from "./scripts.js";
 
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 /** Which Redis, as the configuration gives it. */
-export type RedisTarget = { kind: "single"; url: string };
+export type RedisTarget =
+  | { kind: "single"; url: string }
+  | { kind: "sentinel"; sentinels: HostPort[]; name: string; password?: string | undefined }
+  | { kind: "cluster"; nodes: HostPort[]; password?: string | undefined };
 
 /**
  * The subscriber side of a topology. Emits `message(channel, raw)`, `lost()` when its
@@ -71,24 +79,53 @@ function commonOptions(options: TopologyOptions): RedisOptions {
 }
 
 export function createTopology(target: RedisTarget, options: TopologyOptions): Topology {
-  return new SingleTopology(target.url, options);
+  switch (target.kind) {
+    case "single":
+      return new MasterTopology(target, options);
+    case "sentinel":
+      return new MasterTopology(target, options);
+    case "cluster":
+      return new ClusterTopology(target, options);
+  }
 }
 
-/** One Redis (also what Sentinel resolves to: a master). */
-class SingleTopology implements Topology {
-  readonly kind = "single";
+const list = (nodes: HostPort[]) => nodes.map((n) => `${n.host}:${n.port}`).join(",");
+
+/**
+ * One Redis, or the master that Sentinel names: two connections (commands, subscriptions) and
+ * classic pub/sub. Behind Sentinel, ioredis asks the sentinels for the master at every connect;
+ * `failoverDetector` also drops the connection as soon as a sentinel announces a new master, so a
+ * master that hangs (no error, no close) is left in seconds, not never.
+ */
+class MasterTopology implements Topology {
+  readonly kind: "single" | "sentinel";
   readonly publish = "PUBLISH";
   readonly hashTags = false;
   readonly cmd: Redis;
   readonly sub: ChannelSubscriber;
   readonly where: string;
 
-  constructor(url: string, options: TopologyOptions) {
+  constructor(target: Extract<RedisTarget, { kind: "single" | "sentinel" }>, options: TopologyOptions) {
+    this.kind = target.kind;
     const common = commonOptions(options);
-    this.cmd = new Redis(url, { ...common, connectionName: `roomcast-cmd-${options.name}` });
-    this.sub = new ChannelSubscriber(new Redis(url, { ...common, connectionName: `roomcast-sub-${options.name}` }));
+    const make = (role: string) =>
+      target.kind === "single"
+        ? new Redis(target.url, { ...common, connectionName: `roomcast-${role}-${options.name}` })
+        : new Redis({
+            ...common,
+            connectionName: `roomcast-${role}-${options.name}`,
+            sentinels: target.sentinels,
+            name: target.name,
+            ...(target.password === undefined ? {} : { password: target.password }),
+            failoverDetector: true,
+            // a connection dropped on a failover goes at once, not after the default 2 s
+            disconnectTimeout: 100,
+            sentinelRetryStrategy: (times: number) => (options.retry() ? Math.min(100 * times, 1000) : null),
+          });
+    this.cmd = make("cmd");
+    this.sub = new ChannelSubscriber(make("sub"));
     for (const [name, [keys, lua]] of Object.entries(SCRIPTS)) this.cmd.defineCommand(name, { numberOfKeys: keys, lua });
-    this.where = redactUrl(url);
+    this.where = target.kind === "single" ? redactUrl(target.url) : `sentinel ${target.name} at ${list(target.sentinels)}`;
   }
 
   get ready(): boolean {
@@ -124,8 +161,125 @@ class SingleTopology implements Topology {
   }
 }
 
+/**
+ * A Redis Cluster: a room's keys and channel share its hash tag, so each script runs on the room's
+ * shard, and its channel is a shard channel (SPUBLISH/SSUBSCRIBE: a message goes to the shard's
+ * subscribers only, instead of every node's as classic pub/sub in a cluster does). Commands and
+ * subscriptions are two ioredis Cluster clients; ioredis follows MOVED/ASK and slot moves.
+ */
+class ClusterTopology implements Topology {
+  readonly kind = "cluster";
+  readonly publish = "SPUBLISH";
+  readonly hashTags = true;
+  readonly cmd: Redis;
+  private readonly cluster: Cluster;
+  readonly sub: ShardSubscriber;
+  readonly where: string;
+  private healthy = true;
+  private checker: NodeJS.Timeout | undefined;
+  private readonly listeners: ((name: "cmd" | "sub", up: boolean) => void)[] = [];
+
+  constructor(target: Extract<RedisTarget, { kind: "cluster" }>, options: TopologyOptions) {
+    const common = commonOptions(options);
+    const clusterOptions = (role: string): ClusterOptions => ({
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times: number) => (options.retry() ? Math.min(100 * times, 1000) : null),
+      redisOptions: { ...common, connectionName: `roomcast-${role}-${options.name}`, ...(target.password === undefined ? {} : { password: target.password }) },
+    });
+    this.cluster = new Cluster(target.nodes, clusterOptions("cmd"));
+    // The Cluster client has the commands the engine uses, under the same names: one type for both.
+    this.cmd = this.cluster as unknown as Redis;
+    this.sub = new ShardSubscriber(new Cluster(target.nodes, { ...clusterOptions("sub"), shardedSubscribers: true }));
+    for (const [name, [keys, lua]] of Object.entries(SCRIPTS)) this.cluster.defineCommand(name, { numberOfKeys: keys, lua });
+    this.where = `cluster at ${list(target.nodes)}`;
+  }
+
+  get ready(): boolean {
+    return this.cluster.status === "ready" && this.sub.ready && this.healthy;
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all([this.cluster.connect(), this.sub.client.connect()]);
+    // One shard down leaves the others serving, but its rooms fail: health looks at every master.
+    this.checker = setInterval(() => void this.check(), 1000);
+    this.checker.unref();
+  }
+
+  private async check(): Promise<void> {
+    const masters = this.cluster.nodes("master");
+    const ok = masters.length > 0 && (await Promise.all(masters.map((m) => m.ping().then(() => true, () => false)))).every(Boolean);
+    if (ok === this.healthy) return;
+    this.healthy = ok;
+    for (const listener of this.listeners) listener("cmd", ok);
+  }
+
+  disconnect(): void {
+    clearInterval(this.checker);
+    this.cluster.disconnect();
+    this.sub.client.disconnect();
+  }
+
+  async *scan(pattern: string): AsyncIterable<string> {
+    for (const node of this.cluster.nodes("master")) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+        cursor = next;
+        yield* keys;
+      } while (cursor !== "0");
+    }
+  }
+
+  onError(listener: (err: unknown) => void): void {
+    this.cluster.on("error", listener);
+    this.cluster.on("node error", listener);
+    this.sub.client.on("error", listener);
+  }
+
+  onConnection(listener: (name: "cmd" | "sub", up: boolean) => void): void {
+    this.listeners.push(listener);
+    watch(this.cluster, (up) => listener("cmd", up));
+  }
+}
+
+/**
+ * Sharded pub/sub on a Cluster. When a channel's slot moves (Redis sends `sunsubscribe`) or its
+ * master fails over, ioredis subscribes again and emits `subscribersReady` (measured with ioredis
+ * 6: back in 40–130 ms after a slot move; many times over during a failover, also before Redis
+ * has confirmed). Each burst of those is one `lost` (live messages wait from now on) and, 50 ms
+ * after the last, one `restored`: the engine subscribes again (awaited) and replays from history
+ * what the gap held, so a resubscribe that came too late costs latency, never messages.
+ */
+class ShardSubscriber extends EventEmitter implements Subscriber {
+  private settle: NodeJS.Timeout | undefined;
+
+  constructor(readonly client: Cluster) {
+    super();
+    client.on("smessage", (channel: string, raw: string) => this.emit("message", channel, raw));
+    client.on("subscribersReady", () => {
+      this.emit("lost");
+      clearTimeout(this.settle);
+      this.settle = setTimeout(() => this.emit("restored"), 50);
+    });
+  }
+
+  get ready(): boolean {
+    return this.client.status === "ready";
+  }
+
+  async subscribe(channels: string[]): Promise<void> {
+    // one SSUBSCRIBE per channel: a command's channels must share a slot
+    await Promise.all(channels.map((channel) => this.client.ssubscribe(channel)));
+  }
+
+  async unsubscribe(channels: string[]): Promise<void> {
+    await Promise.all(channels.map((channel) => this.client.sunsubscribe(channel)));
+  }
+}
+
 /** Tells when a connection that was up goes down ("close") and when it is ready again. */
-function watch(client: Redis, listener: (up: boolean) => void): void {
+function watch(client: Redis | Cluster, listener: (up: boolean) => void): void {
   let down = false;
   client.on("close", () => {
     if (down) return;
