@@ -168,6 +168,21 @@ export interface FetchResult {
   body: string;
 }
 
+/** Opens a TCP connection from the runner's host and closes it: does this host reach that port now? */
+export interface ConnectRequest {
+  op: "connect";
+  host: string;
+  port: number;
+  /** @default 2000 */
+  timeoutMs?: number;
+}
+/** `reached: false` with why in `error` (refused, timed out: a cut drops packets silently). */
+export interface ConnectResult {
+  reached: boolean;
+  ms: number;
+  error?: string;
+}
+
 export type RunnerRequest = (
   | OpenRequest
   | SayRequest
@@ -178,6 +193,7 @@ export type RunnerRequest = (
   | PresenceRequest
   | CloseRequest
   | FetchRequest
+  | ConnectRequest
 ) & { seq: number };
 
 export interface RunnerResults {
@@ -190,6 +206,7 @@ export interface RunnerResults {
   presence: PresenceResult;
   close: { closed: number };
   fetch: FetchResult;
+  connect: ConnectResult;
 }
 
 export type RunnerAnswer = { seq: number; ok: true; result: unknown } | { seq: number; ok: false; error: string };

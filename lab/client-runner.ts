@@ -8,12 +8,15 @@
  * beyond that; what it received is judged only when asked (report, settle). It exits when its
  * stdin closes, so it never outlives the test that started it.
  */
+import { createConnection } from "node:net";
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
 import { compareIds } from "../src/chat/ids.js";
 import type { Ack, PresenceUser, ServerMessage } from "../src/protocol.js";
 import type {
   CloseRequest,
+  ConnectRequest,
+  ConnectResult,
   FetchRequest,
   FetchResult,
   MemberReport,
@@ -363,6 +366,20 @@ async function get(request: FetchRequest): Promise<FetchResult> {
   }
 }
 
+function tryConnect(request: ConnectRequest): Promise<ConnectResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: request.host, port: request.port });
+    const done = (error?: string) => {
+      socket.destroy();
+      resolve(error === undefined ? { reached: true, ms: Date.now() - started } : { reached: false, ms: Date.now() - started, error });
+    };
+    socket.setTimeout(request.timeoutMs ?? 2000, () => done("timed out"));
+    socket.once("connect", () => done());
+    socket.once("error", (err) => done(err.message));
+  });
+}
+
 async function handle(request: RunnerRequest): Promise<unknown> {
   switch (request.op) {
     case "open":
@@ -383,6 +400,8 @@ async function handle(request: RunnerRequest): Promise<unknown> {
       return close(request);
     case "fetch":
       return get(request);
+    case "connect":
+      return tryConnect(request);
     default:
       throw new Error(`unknown op ${(request as { op: string }).op}`);
   }

@@ -125,6 +125,11 @@ export class ClientHost {
     return this.request("fetch", { url, timeoutMs });
   }
 
+  /** Opens a TCP connection from this host to `host`:`port` and closes it. */
+  connect(host: string, port: number, timeoutMs = 2000): Promise<RunnerResults["connect"]> {
+    return this.request("connect", { host, port, timeoutMs });
+  }
+
   /** Ends the runner: its members' connections close with it. */
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;

@@ -76,8 +76,8 @@ export interface LabHost {
 export type PartitionMode = "drop" | "reject";
 
 export interface SlowLink {
-  /** Changes the delay (ms, each direction) and the rate (bytes a second, 0: no limit) at once. */
-  set(link: { delayMs?: number; bytesPerSecond?: number }): void;
+  /** Changes the delay (ms, each direction) and the rate (bytes a second, 0: no limit); resolves once the proxy has. */
+  set(link: { delayMs?: number; bytesPerSecond?: number }): Promise<void>;
   /** Connections opened from now on go straight again (open ones stay on the proxy until they close). */
   remove(): Promise<void>;
 }
@@ -123,9 +123,11 @@ export class Lab {
     tearDownOnExit(lab.id, () => lab.destroy());
     try {
       lab.build();
-      await lab.startRedis();
-      await Promise.all(lab.appHosts.map((host) => lab.startRoomcast(host)));
-      await lab.startEdge();
+      const [, nginxConfig] = await Promise.all([
+        lab.startRedis().then(() => Promise.all(lab.appHosts.map((host) => lab.startRoomcast(host)))),
+        lab.writeNginxConfig(),
+      ]);
+      await lab.startEdge(nginxConfig);
     } catch (err) {
       await lab.stop();
       throw err;
@@ -224,7 +226,8 @@ export class Lab {
     await child.waitForLine((l) => l.includes('"msg":"cluster ready"'), 30_000, `roomcast cluster on ${host}`);
   }
 
-  private async startEdge(): Promise<void> {
+  /** Writes nginx's configuration, from `roomcast nginx`, and returns its path. */
+  private async writeNginxConfig(): Promise<string> {
     const dir = join(this.dir, "nginx");
     mkdirSync(dir, { recursive: true });
     const lastPort = PORT_BASE + this.options.workers - 1;
@@ -233,7 +236,11 @@ export class Lab {
     if (generated.code !== 0) throw new Error(`roomcast nginx failed: ${generated.output}`);
     const file = join(dir, "nginx.conf");
     writeFileSync(file, generated.output);
-    const child = this.exec("edge", "nginx", ["-c", file, "-p", dir, "-g", "daemon off;"]);
+    return file;
+  }
+
+  private async startEdge(config = join(this.dir, "nginx", "nginx.conf")): Promise<void> {
+    const child = this.exec("edge", "nginx", ["-c", config, "-p", join(this.dir, "nginx"), "-g", "daemon off;"]);
     this.services.set("edge", child);
     await eventually(async () => ((await this.get(`${this.edgeUrl}/healthz`)).status === 200 ? true : undefined), 15_000, `nginx on the edge:\n${child.output()}`);
   }
@@ -256,13 +263,35 @@ export class Lab {
    * runner kept in the host for this (started on first use, as the host's probe).
    */
   fetchFrom(host: string, url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+    return this.probe(host).fetch(url, timeoutMs);
+  }
+
+  /** The host's probe (a client runner kept in it for fetchFrom and reaches). */
+  private probe(host: string): ClientHost {
     let probe = this.probes.get(host);
     if (!probe) {
-      probe = this.clients(host);
-      this.probes.set(host, probe);
-      void probe.exited.then(() => this.probes.get(host) === probe && this.probes.delete(host));
+      const started = this.clients(host);
+      this.probes.set(host, started);
+      void started.exited.then(() => this.probes.get(host) === started && this.probes.delete(host));
+      probe = started;
     }
-    return probe.fetch(url, timeoutMs);
+    return probe;
+  }
+
+  /** Whether `from` can open a TCP connection to `to`:`port` now (false after `timeoutMs`). */
+  async reaches(from: string, to: string, port: number, timeoutMs = 2000): Promise<boolean> {
+    return (await this.probe(from).connect(this.host(to).address, port, timeoutMs)).reached;
+  }
+
+  /** The addresses of the peers of a host's established TCP connections (from `ss`), repeats kept. */
+  tcpPeers(host: string): string[] {
+    const out = sh("ip", ["netns", "exec", this.host(host).netns, "ss", "-Htn", "state", "established"]);
+    // columns: Recv-Q Send-Q Local:Port Peer:Port
+    return out
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/)[3])
+      .filter((peer): peer is string => peer !== undefined)
+      .map((peer) => peer.slice(0, peer.lastIndexOf(":")));
   }
 
   /** Open Socket.IO connections on an app host: the sum of its workers' `roomcast_connections`. */
@@ -434,11 +463,20 @@ export class Lab {
     proxy.once("exit", () => this.proxies.delete(proxy));
     let stderr = "";
     proxy.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    await withTimeout(
+    const lines = createInterface({ input: proxy.stdout! });
+    /** Resolves with the proxy's next line that contains `word`. */
+    const nextLine = (word: string) =>
       new Promise<void>((resolve, reject) => {
-        createInterface({ input: proxy.stdout! }).on("line", (line) => line.includes('"listening"') && resolve());
+        const onLine = (line: string) => {
+          if (!line.includes(word)) return;
+          lines.off("line", onLine);
+          resolve();
+        };
+        lines.on("line", onLine);
         proxy.once("exit", (code) => reject(new Error(`tcp proxy in ${from} exited (${code}): ${stderr}`)));
-      }),
+      });
+    await withTimeout(
+      nextLine('"listening"'),
       10_000,
       () => `tcp proxy in ${from} to start: ${stderr}`,
     );
@@ -447,7 +485,11 @@ export class Lab {
     links.set(proxyPort, { address: far.address, port });
     this.applyRedirects(from);
     return {
-      set: (change) => proxy.stdin?.write(`${JSON.stringify(change)}\n`),
+      set: async (change) => {
+        const changed = nextLine('"link"');
+        proxy.stdin?.write(`${JSON.stringify(change)}\n`);
+        await withTimeout(changed, 5000, `tcp proxy in ${from} to change`);
+      },
       remove: async () => {
         links.delete(proxyPort);
         if (!this.stopped) this.applyRedirects(from);

@@ -20,6 +20,7 @@
  * No namespace has a default route, so nothing a host sends can leave the /20.
  */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export const SLOTS = 16;
 export const MAX_CLIENT_HOSTS = 15;
@@ -129,6 +130,16 @@ export function pidsIn(netns: string): number[] {
   const result = spawnSync("ip", ["netns", "pids", netns], { encoding: "utf8" });
   if (result.status !== 0) return [];
   return result.stdout.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** A process that runs (a zombie, dead but not yet reaped, does not). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 /**
