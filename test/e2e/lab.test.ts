@@ -5,6 +5,7 @@
  * crashes or is SIGKILLed.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -253,7 +254,7 @@ describe("the multi-host lab", { skip: unavailable }, () => {
               `const { Lab } = await import(${JSON.stringify(LAB_MODULE)});
                const lab = await Lab.start({ appHosts: 1, workers: 1, clientHosts: 1 });
                process.stdout.write("roomcast lab " + lab.id + " is up\\n");
-               if (${JSON.stringify(then)} === "throw") setTimeout(() => { throw new Error("a crash") }, 200);
+               if (${JSON.stringify(then)} === "throw") setTimeout(() => { throw new Error("a crash") }, 1000);
                else setInterval(() => {}, 1000);`,
             ]);
       cleanup.add(() => child.stop("SIGKILL"));
@@ -266,8 +267,10 @@ describe("the multi-host lab", { skip: unavailable }, () => {
 
     it("`npm run lab` stopped with SIGTERM (as Ctrl-C does with SIGINT) tears everything down", async () => {
       const { child, id, pids } = await startOwner("lab");
+      const closed = once(child.process, "close"); // its output read to the end, not only exited
       child.process.kill("SIGTERM");
       assert.equal(await child.exited, 0);
+      await closed;
       assert.match(child.output(), new RegExp(`roomcast lab ${id}: torn down`));
       await assertNothingLeft(id, pids);
     });
@@ -281,7 +284,9 @@ describe("the multi-host lab", { skip: unavailable }, () => {
 
     it("an owner that crashes (uncaught exception) tears its lab down", async () => {
       const { child, id, pids } = await startOwner("script", "throw");
+      const closed = once(child.process, "close");
       assert.equal(await child.exited, 1);
+      await closed;
       assert.match(child.output(), /a crash/);
       await assertNothingLeft(id, pids);
     });
