@@ -26,7 +26,10 @@ export interface OpenRequest {
   transports?: ("websocket" | "polling")[];
   /** Reconnect (and re-join with `since`) after a lost connection; false: stay away. @default {} */
   reconnect?: ReconnectOptions | false;
-  /** Keep each member's view of who is online (costs a map per member: not for thousands). @default false */
+  /**
+   * Keep each member's view of who is online, as the web client does (a map per member, and an
+   * HTTP request after join and quit notices: not for thousands). @default false
+   */
   trackPresence?: boolean;
   /** Open the connections evenly over this many ms instead of all at once. @default 0 */
   spreadMs?: number;
@@ -141,7 +144,11 @@ export interface PresenceRequest {
   name: string;
 }
 export interface PresenceResult {
-  /** The member's view (OpenRequest.trackPresence): the last `presence`, then the `presence_diff`s. */
+  /**
+   * The member's view (OpenRequest.trackPresence), kept as the web client keeps it: the join's
+   * `presence`, then each `presence_diff` (big rooms), and the room's presence asked over HTTP
+   * after `join` and `broadcast_quit` notices (small rooms).
+   */
   users: PresenceUser[];
   /** Usernames of the `join` notices received (small rooms), in order. */
   joins: string[];

@@ -72,6 +72,8 @@ class Member {
   private presenceVersion = 0;
   readonly joins: string[] = [];
   readonly quits: string[] = [];
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private readonly url: string;
 
   constructor(
     readonly name: string,
@@ -79,6 +81,7 @@ class Member {
     request: OpenRequest,
     onFirstJoin: (error?: string) => void,
   ) {
+    this.url = request.url;
     const reconnect = request.reconnect === false ? undefined : (request.reconnect ?? {});
     if (request.trackPresence) this.presence = new Map();
     this.socket = io(request.url, {
@@ -153,16 +156,19 @@ class Member {
         this.errors++;
         break;
       case "join":
-        if (this.presence) this.joins.push(m.data.username);
+        if (!this.presence) break;
+        this.joins.push(m.data.username);
+        this.refreshPresence();
         break;
       case "broadcast_quit":
-        if (this.presence) this.quits.push(m.data.username);
+        if (!this.presence) break;
+        this.quits.push(m.data.username);
+        this.refreshPresence();
         break;
       case "presence":
-        if (this.presence) {
-          this.presence = new Map(m.data.users.map((u) => [u.username, u.connections]));
-          this.presenceVersion = m.data.version ?? 0;
-        }
+        if (!this.presence) break;
+        this.presenceVersion = -1; // the join's own snapshot: always taken
+        this.setPresence(m.data.users, m.data.version ?? 0);
         break;
       case "presence_diff":
         if (!this.presence || m.data.version <= this.presenceVersion) break;
@@ -178,6 +184,27 @@ class Member {
       case "typing":
         break;
     }
+  }
+
+  /** A whole presence list, unless the one we have is newer (a diff applied after it was read). */
+  private setPresence(users: PresenceUser[], version: number): void {
+    if (version < this.presenceVersion) return;
+    this.presenceVersion = version;
+    this.presence = new Map(users.map((u) => [u.username, u.connections]));
+  }
+
+  /**
+   * As the web client does on a join or quit notice (small rooms): asks the room's presence over
+   * HTTP, once for a burst of notices (250 ms).
+   */
+  private refreshPresence(): void {
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = setTimeout(() => {
+      fetch(`${this.url}/api/rooms/${encodeURIComponent(this.room)}/presence`)
+        .then((res) => (res.ok ? (res.json() as Promise<{ users: PresenceUser[]; version: number }>) : undefined))
+        .then((body) => body && this.setPresence(body.users, body.version))
+        .catch(() => {});
+    }, 250);
   }
 
   report(expected?: readonly string[]): MemberReport {
@@ -224,6 +251,7 @@ class Member {
   }
 
   close(): void {
+    clearTimeout(this.presenceTimer);
     this.socket.disconnect();
   }
 }
