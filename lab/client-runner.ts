@@ -274,8 +274,9 @@ async function open(request: OpenRequest): Promise<OpenResult> {
   const failed: OpenResult["failed"] = [];
   let joined = 0;
   const timeoutMs = request.timeoutMs ?? 20_000;
+  const taken = request.names.filter((name, i) => members.has(name) || request.names.indexOf(name) !== i);
+  if (taken.length > 0) throw new Error(`members named twice: ${taken.slice(0, 5).join(", ")}`);
   const answers = request.names.map((name, i) => {
-    if (members.has(name)) throw new Error(`member ${name} exists already`);
     return new Promise<void>((resolve) => {
       const created = new Member(name, request.room, request, (error) => {
         if (error === undefined) joined++;

@@ -39,6 +39,15 @@ function isAlive(owner: OwnerRecord): boolean {
   return startTimeOf(owner.pid) === owner.started;
 }
 
+/** A file's text, or undefined when it is gone (another lab released it meanwhile). */
+function readQuiet(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 function readOwner(id: string): OwnerRecord | undefined {
   try {
     return JSON.parse(readFileSync(join(STATE_DIR, `${id}.json`), "utf8")) as OwnerRecord;
@@ -143,15 +152,20 @@ export function sweepStaleLabs(): string[] {
     destroyLab(id);
     rmSync(runtimeDir(id), { recursive: true, force: true });
     for (const file of readdirSync(STATE_DIR)) {
-      if (file.startsWith("slot-") && readFileSync(join(STATE_DIR, file), "utf8") === id) rmSync(join(STATE_DIR, file), { force: true });
+      if (file.startsWith("slot-") && readQuiet(join(STATE_DIR, file)) === id) rmSync(join(STATE_DIR, file), { force: true });
     }
     rmSync(join(STATE_DIR, `${id}.json`), { force: true });
+  }
+  for (const file of readdirSync(STATE_DIR)) {
+    // a file createExclusive left aside when its writer died
+    const aside = /\.(\d+)\.tmp$/.exec(file);
+    if (aside && startTimeOf(Number(aside[1])) === undefined) rmSync(join(STATE_DIR, file), { force: true });
   }
   // a slot whose lab record is gone (its owner died between the two writes)
   for (const file of readdirSync(STATE_DIR)) {
     if (!file.startsWith("slot-")) continue;
-    const id = readFileSync(join(STATE_DIR, file), "utf8");
-    if (!existsSync(join(STATE_DIR, `${id}.json`))) rmSync(join(STATE_DIR, file), { force: true });
+    const id = readQuiet(join(STATE_DIR, file));
+    if (id !== undefined && !existsSync(join(STATE_DIR, `${id}.json`))) rmSync(join(STATE_DIR, file), { force: true });
   }
   return [...stale];
 }
