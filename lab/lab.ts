@@ -223,7 +223,8 @@ export class Lab {
       "--host", address, "--trust-proxy", "yes", ...this.options.roomcastFlags,
     ]);
     this.services.set(host, child);
-    await child.waitForLine((l) => l.includes('"msg":"cluster ready"'), 30_000, `roomcast cluster on ${host}`);
+    // (generous: on a loaded machine, four node processes starting at once take a while)
+    await child.waitForLine((l) => l.includes('"msg":"cluster ready"'), 60_000, `roomcast cluster on ${host}`);
   }
 
   /** Writes nginx's configuration, from `roomcast nginx`, and returns its path. */

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { ClientHost } from "../../lab/clients.js";
 import { Lab } from "../../lab/lab.js";
 import { labUnavailable } from "../../lab/netns.js";
+import { openSides, roomHistory, type Side } from "../../lab/scenario.js";
 import type { PresenceUser } from "../../src/protocol.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 
@@ -19,8 +19,7 @@ describe("the multi-host lab: a machine lost", { skip: unavailable }, () => {
   const cleanup = new Cleanup();
   let lab: Lab;
   const room = "lost";
-  /** Per client host: its runner, its members, the app host nginx sent them to. */
-  const sides: { host: string; runner: ClientHost; members: string[]; app: string }[] = [];
+  const sides: Side[] = [];
   const on = (app: string) => sides.filter((s) => s.app === app);
   /** When app1 was lost. */
   let killedAt = 0;
@@ -28,20 +27,13 @@ describe("the multi-host lab: a machine lost", { skip: unavailable }, () => {
   before(async () => {
     lab = await Lab.start({
       clientHosts: 6,
-      // a big room (presence as snapshot + presence_diff): each member's view of who is online can be followed
+      // a big room once 10 members are in: joins and quits reach the members as presence_diff
       roomcastFlags: ["--rate-limit", "200", "--rate-burst", "200", "--node-ttl", String(NODE_TTL), "--big-room", "10"],
     });
     cleanup.add(() => lab.stop());
-    for (const host of lab.clientHosts) {
-      const before = await Promise.all(lab.appHosts.map((a) => lab.connectionsOn(a)));
-      const runner = lab.clients(host);
-      const members = Array.from({ length: MEMBERS_PER_HOST }, (_, i) => `${host}-${i}`);
-      await runner.open({ url: lab.edgeUrl, room, names: members, trackPresence: true, reconnect: { delayMs: 100, delayMaxMs: 1000 } });
-      const now = await Promise.all(lab.appHosts.map((a) => lab.connectionsOn(a)));
-      const app = lab.appHosts.find((_, i) => now[i]! - before[i]! === MEMBERS_PER_HOST);
-      assert.ok(app, `${host}'s members on one app host (sticky by address)`);
-      sides.push({ host, runner, members, app });
-    }
+    sides.push(
+      ...(await openSides(lab, { room, perHost: MEMBERS_PER_HOST, open: { trackPresence: true, reconnect: { delayMs: 100, delayMaxMs: 1000 } } })),
+    );
     assert.ok(on("app1").length > 0 && on("app2").length > 0, `members on both app hosts: ${sides.map((s) => `${s.host}→${s.app}`)}`);
   });
   after(() => cleanup.run());
@@ -58,8 +50,7 @@ describe("the multi-host lab: a machine lost", { skip: unavailable }, () => {
     for (const stream of [first!, second!]) assert.deepEqual(stream.refused, [], "every message accepted in the end");
     const acked = [...first!.ids, ...second!.ids];
 
-    const history = JSON.parse((await lab.get(`${lab.edgeUrl}/api/rooms/${room}/history?limit=1000`)).body) as { messages: { id: string }[] };
-    const expected = history.messages.map((m) => m.id);
+    const expected = await roomHistory(lab, room);
     for (const id of acked) assert.ok(expected.includes(id), `acknowledged ${id} is in the room's history`);
     let recoveredAt = 0;
     for (const side of sides) {

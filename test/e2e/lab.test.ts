@@ -258,7 +258,7 @@ describe("the multi-host lab", { skip: unavailable }, () => {
                else setInterval(() => {}, 1000);`,
             ]);
       cleanup.add(() => child.stop("SIGKILL"));
-      const line = await child.waitForLine((l) => / is up/.test(l), 30_000, "the lab to be up");
+      const line = await child.waitForLine((l) => / is up/.test(l), 60_000, "the lab to be up");
       const id = /roomcast lab ([0-9a-f]{4}) /.exec(line)![1]!;
       const pids = pidsOfLab(id);
       assert.ok(pids.length >= 3, `its processes run: ${pids}`);
