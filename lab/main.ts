@@ -70,13 +70,10 @@ for (const host of [...lab.appHosts, "redis", "edge"]) {
   void lab.service(host).exited.then((code) => stopping || out(`roomcast lab: ${host}'s service exited (${code})`));
 }
 
-// The lab tears itself down on these signals (lab/owners.ts); this only says so and exits 0.
+// The lab tears itself down on these signals and says so (lab/owners.ts); this only exits 0.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => {
     stopping = true;
-    void lab.stop().then(() => {
-      out(`roomcast lab ${lab.id}: torn down`);
-      process.exit(0);
-    });
+    void lab.stop().then(() => process.exit(0));
   });
 }

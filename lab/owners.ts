@@ -175,31 +175,36 @@ export function sweepStaleLabs(): string[] {
 const teardowns = new Map<string, () => void>();
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
-function tearDownAll(): void {
+/** Tears down every lab of this process still up, and says so on stderr (one line each). */
+function tearDownAll(why: string): void {
   for (const [id, teardown] of [...teardowns]) {
     teardowns.delete(id);
     try {
       teardown();
-    } catch {
+      process.stderr.write(`roomcast lab ${id}: torn down (${why})\n`);
+    } catch (err) {
       // the next lab's sweep finishes the job
+      process.stderr.write(`roomcast lab ${id}: teardown failed (${why}): ${err instanceof Error ? err.message : String(err)}\n`);
     }
   }
 }
 
+const onExit = (code: number) => tearDownAll(`exit ${code}`);
+
 function onSignal(signal: NodeJS.Signals): void {
-  tearDownAll();
+  tearDownAll(signal);
   uninstall();
   // Die of the signal as we would have without this handler, unless someone else handles it.
   if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
 }
 
 function install(): void {
-  process.on("exit", tearDownAll);
+  process.on("exit", onExit);
   for (const signal of SIGNALS) process.on(signal, onSignal);
 }
 
 function uninstall(): void {
-  process.off("exit", tearDownAll);
+  process.off("exit", onExit);
   for (const signal of SIGNALS) process.off(signal, onSignal);
 }
 
