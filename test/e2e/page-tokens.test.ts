@@ -175,12 +175,13 @@ describe("the web page with tokens", () => {
       await new Promise((r) => setTimeout(r, 100)); // the pace of the stream, not a wait for an event
     }
     await connected(page, 20_000);
+    const notices = (await page.evaluate("window.__notices")) as string[];
+    assert.ok(notices.includes("Your session expired: reconnecting."), `told briefly: ${JSON.stringify(notices)}`);
+    // gone once connected again, before the reader does anything
+    await page.locator("#notice").waitFor({ state: "hidden" });
     await say(page, "still with you");
     await waitForText(page, "still with you");
     assert.deepEqual(await texts(page), [...sent, "still with you"], "every message once, in order");
-    const notices = (await page.evaluate("window.__notices")) as string[];
-    assert.ok(notices.includes("Your session expired: reconnecting."), `told briefly: ${JSON.stringify(notices)}`);
-    await page.locator("#notice").waitFor({ state: "hidden" });
     assert.equal(erin.issued, 2, "one fresh token");
     assert.deepEqual(await page.locator("#online li.me").allTextContents(), ["erin"]);
   });

@@ -217,7 +217,8 @@ export class LogView {
   setEarlier(more: boolean): void {
     if (more) {
       this.earlier = "more";
-      this.loadEarlierIfAtTop();
+      // once what arrived is on the page (this frame's flush comes first)
+      requestAnimationFrame(() => this.loadEarlierIfAtTop());
     } else {
       this.markStart();
     }
@@ -315,7 +316,7 @@ export class LogView {
    * (one request at a time; a failed one is tried again at the next scroll).
    */
   private loadEarlierIfAtTop(): void {
-    if (!this.shown || this.earlier !== "more" || this.loadingEarlier || this.element.scrollTop > NEAR_TOP_PX) return;
+    if (!this.shown || this.earlier !== "more" || this.loadingEarlier || this.pending.length > 0 || this.element.scrollTop > NEAR_TOP_PX) return;
     this.loadingEarlier = true;
     this.element.setAttribute("aria-busy", "true");
     const first = this.element.querySelector<HTMLElement>(".message")?.dataset["id"];

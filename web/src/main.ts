@@ -71,6 +71,10 @@ async function fetchToken(): Promise<string> {
   return token;
 }
 const identity = (nickname: string): Identity => (tokenUrl === undefined ? { nickname } : { token: fetchToken });
+/** The nickname rooms are entered with: the one given, or "" with tokens (the name is the token's). */
+const nicknameFor = (given: string) => (tokenUrl === undefined ? given : "");
+/** Whether a room can be entered: with a nickname, or with tokens and an address to get them from. */
+const mayEnter = (nickname: string) => (tokenUrl === undefined ? nickname !== "" : tokenUrl !== "");
 
 /** The rooms the reader is in, in the order they entered them. */
 const sessions = new Map<string, RoomSession>();
@@ -88,8 +92,10 @@ const errorText = (error: RoomcastError) => (error.code === "CLOSED" ? error.mes
 
 const host: RoomHost = {
   changed(session) {
-    if (session.state === "connected") composer.connected(session);
     if (session === shown) renderRoom(session);
+  },
+  connected(session) {
+    composer.connected(session);
   },
   arrived(session, message, arrival) {
     if (session.isMine(message)) return;
@@ -226,9 +232,8 @@ function go(room: string): void {
 function route(): void {
   const room = new URLSearchParams(location.search).get("room");
   if (room === null || !ROOM_ID.test(room)) return showEntry();
-  const nickname = tokenUrl === undefined ? (localStorage.getItem("roomcast.nickname") ?? "") : "";
-  const mayJoin = tokenUrl === undefined ? nickname !== "" : tokenUrl !== "";
-  const session = sessions.get(room) ?? (mayJoin ? join(room, nickname) : undefined);
+  const nickname = nicknameFor(localStorage.getItem("roomcast.nickname") ?? "");
+  const session = sessions.get(room) ?? (mayEnter(nickname) ? join(room, nickname) : undefined);
   if (session) return showRoom(session);
   // A shared link, and no nickname yet: the entry page, with the room filled in, at its own
   // address, so that Back from the room returns to it.
@@ -257,7 +262,7 @@ async function listRooms(): Promise<void> {
       button.append(el("span", "room-name", room), el("span", "room-count", t.people(users)));
       button.addEventListener("click", () => {
         roomInput.value = room;
-        if (nickInput.value.trim() || tokenUrl !== undefined) enter();
+        if (nickInput.value.trim()) enter();
         else nickInput.focus();
       });
       const item = el("li");
@@ -272,7 +277,7 @@ async function listRooms(): Promise<void> {
 function enter(): void {
   const room = roomInput.value.trim();
   if (tokenUrl === "") return showEnterError(t.noTokenUrl);
-  const nickname = tokenUrl === undefined ? nickInput.value.trim() : "";
+  const nickname = nicknameFor(nickInput.value.trim());
   if (tokenUrl === undefined && (!nickname || graphemeLength(nickname) > USERNAME_MAX)) return showEnterError(t.errors.BAD_USERNAME);
   if (!ROOM_ID.test(room)) return showEnterError(t.errors.BAD_ROOM);
   showEnterError("");
@@ -363,8 +368,6 @@ relabelAtMidnight();
 // ---- start -------------------------------------------------------------------------------------
 
 nickInput.value = localStorage.getItem("roomcast.nickname") ?? "";
-// rooms entered with a nickname come back with it; with tokens, with the token's name
-for (const { room, nickname } of loadRooms()) {
-  if (tokenUrl === undefined ? nickname !== "" : tokenUrl !== "") join(room, tokenUrl === undefined ? nickname : "");
-}
+// the rooms the reader is in, entered again (with tokens, with the token's name)
+for (const { room, nickname } of loadRooms()) if (mayEnter(nicknameFor(nickname))) join(room, nicknameFor(nickname));
 route();

@@ -23,6 +23,8 @@ export type Identity = { nickname: string } | { token: () => Promise<string> };
 export interface RoomHost {
   /** The connection state, who is online or who is typing changed. */
   changed(session: RoomSession): void;
+  /** The room is connected (again): joined, with everything it missed. */
+  connected(session: RoomSession): void;
   /** A message reached the room's log. */
   arrived(session: RoomSession, message: ChatMessage, arrival: Arrival): void;
   /** Messages from others below the view of a reader who scrolled up. */
@@ -82,6 +84,7 @@ export class RoomSession {
         this.log.addNotice(t.joined(client.me.username), Date.now());
         this.log.setEarlier(client.hasOlder);
       }
+      if (state === "connected") host.connected(this);
       host.changed(this);
     });
     client.on("message", (message, arrival) => {
