@@ -53,10 +53,18 @@ export interface Outgoing {
   state: "queued" | "sending";
 }
 
+/**
+ * How a message reached the client: `history` is the room's recent past, sent on the first join
+ * (old news: nothing to notify); `missed` was said while the client was disconnected and recovered
+ * on a rejoin (new to the reader, but not live: a burst of them is no reason for a burst of
+ * notifications); `live` has just been said.
+ */
+export type Arrival = "history" | "missed" | "live";
+
 export interface ClientEvents {
   state: (state: ClientState) => void;
-  /** A chat message, each once and in order (history on joining, then live). */
-  message: (message: ChatMessage) => void;
+  /** A chat message, each once and in order (history on joining, then live), and how it came. */
+  message: (message: ChatMessage, arrival: Arrival) => void;
   /** A message removed by the application: take it off the log. */
   delete: (id: string) => void;
   /** Who is in the room now (after every change). */
@@ -96,12 +104,14 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private joined = false;
   private joinWaiters: { resolve: () => void; reject: (err: RoomcastError) => void }[] = [];
   private lastId: string | undefined;
+  /** Whether a join was answered before: the history of a later join is what was missed. */
+  private everJoined = false;
   private oldestId: string | undefined;
   private olderKept = false;
   private readonly outbox: Pending[] = [];
   private flushing = false;
   /** Who this client is in the room (to recognise its own messages after a reconnect). */
-  private me: PresenceRef;
+  private identity: PresenceRef;
   /** Messages received since the last reconnect: where an unacknowledged say may have landed. */
   private recovered: ChatMessage[] = [];
   private finalError: RoomcastError | undefined;
@@ -111,7 +121,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     super();
     this.room = options.room;
     this.wantJoin = options.autoJoin ?? true;
-    this.me = { username: (options.username ?? "").trim() };
+    this.identity = { username: (options.username ?? "").trim() };
     const token = options.token;
     const auth =
       token === undefined
@@ -119,7 +129,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
         : (cb: (data: object) => void) => {
             Promise.resolve(typeof token === "function" ? token() : token).then(
               (t) => {
-                this.me = identityOf(t) ?? this.me;
+                this.identity = identityOf(t) ?? this.identity;
                 cb({ token: t });
               },
               () => cb({}), // the token endpoint failed: refused as UNAUTHORIZED, tried again
@@ -159,6 +169,15 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     return this.olderKept;
   }
 
+  /**
+   * Who this client is in the room: the username it was given, or, with tokens, the token's name
+   * and `sub` (known once the first token was fetched: from the first `state` change on). Compare
+   * with `userKey` from messages and presence to tell the user's own.
+   */
+  get me(): PresenceRef {
+    return { ...this.identity };
+  }
+
   /** Joins the room (at once if `autoJoin`); resolves once joined. Rejoins after every reconnect. */
   join(): Promise<void> {
     if (this.joined) return Promise.resolve();
@@ -185,24 +204,38 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     });
   }
 
-  /** Tells the others this user is (or stopped) typing. */
+  /**
+   * Tells the others this user is (or stopped) typing. Sent with an acknowledgement, so that a
+   * refusal (typing notices are rate limited too) comes back as an answer, which is dropped, and
+   * not as an `error` event that an application would take for a refused message.
+   */
   typing(typing: boolean): void {
-    if (this.joined) this.socket.emit("typing", { typing });
+    if (this.joined) this.socket.emit("typing", { typing }, () => undefined);
   }
 
   /**
    * Scrollback: the `limit` messages before the oldest one the client has, oldest first. They are
-   * not given to `message` listeners (they are older): show them above the log.
+   * not given to `message` listeners (they are older): show them above the log. `before`: page
+   * back from this message id instead (an application that dropped its oldest messages to stay
+   * light pages back from the oldest one it still shows).
    */
-  async older(limit = 50): Promise<{ messages: ChatMessage[]; more: boolean }> {
+  async older(limit = 50, before?: string): Promise<{ messages: ChatMessage[]; more: boolean }> {
     if (!this.joined) throw new RoomcastError("NOT_JOINED", "not in the room yet");
-    if (this.oldestId === undefined) return { messages: [], more: false };
-    const ack = (await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("history", { before: this.oldestId, limit })) as Ack;
+    const from = before ?? this.oldestId;
+    if (from === undefined) return { messages: [], more: false };
+    const ack = (await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("history", { before: from, limit })) as Ack;
     if (!ack.ok) throw new RoomcastError(ack.error.code, ack.error.message);
     const messages = ack.messages ?? [];
-    if (messages.length > 0) this.oldestId = messages[0]!.id;
-    this.olderKept = ack.more ?? false;
-    return { messages, more: this.olderKept };
+    const more = ack.more ?? false;
+    // the client's own cursor moves only back, so that `hasOlder` stays about what it has
+    const first = messages[0]?.id;
+    if (first !== undefined && (this.oldestId === undefined || compareIds(first, this.oldestId) < 0)) {
+      this.oldestId = first;
+      this.olderKept = more;
+    } else if (from === this.oldestId) {
+      this.olderKept = more;
+    }
+    return { messages, more };
   }
 
   /** Leaves the room and closes the connection for good. */
@@ -222,7 +255,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private sendJoin(): void {
     const since = this.lastId;
     this.recovered = [];
-    const payload = since === undefined ? { username: this.me.username } : { username: this.me.username, since };
+    const payload = since === undefined ? { username: this.identity.username } : { username: this.identity.username, since };
     this.socket
       .timeout(ACK_TIMEOUT_MS)
       .emitWithAck("join", payload)
@@ -241,6 +274,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
 
   private onJoined(): void {
     this.joined = true;
+    this.everJoined = true;
     this.setState("connected");
     for (const waiter of this.joinWaiters.splice(0)) waiter.resolve();
     this.settleUncertain();
@@ -295,11 +329,11 @@ export class RoomcastClient extends Emitter<ClientEvents> {
       case "history": {
         if (m.data.truncated && this.lastId !== undefined) this.emit("gap");
         if (this.lastId === undefined) this.olderKept = m.data.truncated;
-        this.accept(m.data.messages);
+        this.accept(m.data.messages, this.everJoined ? "missed" : "history");
         break;
       }
       case "broadcast_say":
-        this.accept([m.data]);
+        this.accept([m.data], "live");
         break;
       case "delete":
         this.emit("delete", m.data.id);
@@ -338,13 +372,13 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     this.emit("presence", this.presenceState.list);
   }
 
-  private accept(messages: ChatMessage[]): void {
+  private accept(messages: ChatMessage[], arrival: Arrival): void {
     for (const message of messages) {
       if (this.lastId !== undefined && compareIds(message.id, this.lastId) <= 0) continue;
       this.lastId = message.id;
       this.oldestId ??= message.id;
       this.recovered.push(message);
-      this.emit("message", message);
+      this.emit("message", message, arrival);
     }
   }
 
@@ -355,7 +389,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
    * messages recovered with `since`, from us, with its text) or did not (it is sent again).
    */
   private settleUncertain(): void {
-    const mine = this.recovered.filter((m) => userKey(m) === userKey(this.me));
+    const mine = this.recovered.filter((m) => userKey(m) === userKey(this.identity));
     for (const item of this.outbox) {
       if (!item.uncertain) continue;
       item.uncertain = false;

@@ -12,8 +12,10 @@
  */
 import { RoomcastClient, type ConnectOptions } from "./client.js";
 
-export { RoomcastClient, RoomcastError, type ClientEvents, type ClientState, type ConnectOptions, type Outgoing } from "./client.js";
+export { RoomcastClient, RoomcastError, type Arrival, type ClientEvents, type ClientState, type ConnectOptions, type Outgoing } from "./client.js";
 export type { ChatMessage, ErrorCode, PresenceRef, PresenceUser } from "../protocol.js";
+/** The key that tells users apart (the token's `sub`, else the username): compare with `client.me`. */
+export { userKey } from "../protocol.js";
 
 /**
  * Connects to the room at `url` (the roomcast server or the nginx in front of it; in a page

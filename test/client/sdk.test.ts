@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { connect, RoomcastError, type ChatMessage, type ClientState, type RoomcastClient } from "../../src/client/index.js";
+import { connect, RoomcastError, type Arrival, type ChatMessage, type ClientState, type RoomcastClient } from "../../src/client/index.js";
 import { Cleanup, eventually, freePort, withTimeout } from "../helpers/processes.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { startServe, type Roomcast } from "../helpers/roomcast.js";
@@ -16,15 +16,20 @@ const API_KEY = "sdk-test-api-key-0123456789";
 /** Everything a client's events told, in order. */
 function record(client: RoomcastClient) {
   const messages: ChatMessage[] = [];
+  /** How each message came, by text. */
+  const arrivals = new Map<string, Arrival>();
   const states: ClientState[] = [];
   const log: string[] = [];
-  client.on("message", (m) => messages.push(m));
+  client.on("message", (m, arrival) => {
+    messages.push(m);
+    arrivals.set(m.text, arrival);
+  });
   client.on("state", (s) => states.push(s));
   client.on("arrive", (who) => log.push(`arrive ${who.username}`));
   client.on("leave", (who) => log.push(`leave ${who.username}`));
   client.on("error", (e) => log.push(`error ${e.code}`));
   client.on("closed", (e) => log.push(`closed ${e.code}`));
-  return { messages, states, log };
+  return { messages, arrivals, states, log };
 }
 
 async function post(room: string, text: string): Promise<void> {
@@ -74,15 +79,21 @@ describe("the client SDK", () => {
     await bob1.join();
     const bob2 = client(steady.url, { room, username: "bob" }); // a second tab
     await bob2.join();
+    assert.deepEqual(bob2.me, { username: "bob" });
+    // typing notices are rate limited too: refusals are answered, not told as errors
+    const bob2Seen = record(bob2);
+    for (let i = 0; i < 40; i++) bob2.typing(i % 2 === 0);
+    assert.ok(await bob2.say("typed a lot"));
+    assert.deepEqual(bob2Seen.log, [], "no error for a refused typing notice");
     const id = await bob1.say("hello");
-    await until(() => (seen.messages.length === 1 ? true : undefined), "the message");
-    assert.deepEqual([seen.messages[0]!.id, seen.messages[0]!.text, seen.messages[0]!.username], [id, "hello", "bob"]);
+    await until(() => (seen.messages.length === 2 ? true : undefined), "the messages");
+    assert.deepEqual([seen.messages[1]!.id, seen.messages[1]!.text, seen.messages[1]!.username], [id, "hello", "bob"]);
     await until(() => (ann.presence.find((u) => u.username === "bob")?.connections === 2 ? true : undefined), "bob's two tabs");
     bob1.close();
     await until(() => (ann.presence.find((u) => u.username === "bob")?.connections === 1 ? true : undefined), "one tab left");
     bob2.close();
     await until(() => (seen.log.includes("leave bob") ? true : undefined), "bob to leave");
-    assert.deepEqual(seen.log, ["arrive bob", "leave bob"], "one arrival and one departure for two tabs");
+    assert.deepEqual(seen.log, ["arrive bob", "leave bob"], "one arrival and one departure for two tabs, and no error");
     await assert.rejects(ann.say(""), (err: RoomcastError) => err.code === "BAD_TEXT");
   });
 
@@ -115,6 +126,8 @@ describe("the client SDK", () => {
     const expected = [...sent.slice(0, 65), "offline one", "offline two", ...sent.slice(65)];
     await until(() => (seen.messages.length >= expected.length ? true : undefined), "every message");
     assert.deepEqual(seen.messages.map((m) => m.text), expected);
+    // what was said while it was away came with the recovery; the rest live
+    for (const text of expected) assert.equal(seen.arrivals.get(text), text.startsWith("during") ? "missed" : "live", text);
     assert.ok(seen.states.includes("reconnecting") && seen.states.at(-1) === "connected");
     assert.ok(!seen.log.includes("arrive erin"), "its own return is not an arrival");
   });
@@ -126,7 +139,12 @@ describe("the client SDK", () => {
     const seen = record(reader);
     await reader.join();
     assert.deepEqual(seen.messages.map((m) => m.text), Array.from({ length: 50 }, (_, i) => `m${i + 70}`));
+    assert.ok([...seen.arrivals.values()].every((a) => a === "history"), "the room's past on entering");
     assert.equal(reader.hasOlder, true);
+    // from a message of the application's choice: the client's own cursor stays
+    const before = seen.messages.find((m) => m.text === "m100")!.id;
+    const some = await reader.older(10, before);
+    assert.deepEqual([some.messages.map((m) => m.text), some.more], [Array.from({ length: 10 }, (_, i) => `m${i + 90}`), true]);
     const page1 = await reader.older(50);
     assert.deepEqual([page1.messages.map((m) => m.text), page1.more], [Array.from({ length: 50 }, (_, i) => `m${i + 20}`), true]);
     const page2 = await reader.older(50);
@@ -144,6 +162,7 @@ describe("the client SDK", () => {
     const erin = client(secured.url, { room, token: () => mint({ sub: "e", name: "erin" }, ++issued === 1 ? 2 : 600) });
     const seen = record(erin);
     await erin.join();
+    assert.deepEqual(erin.me, { username: "erin", user: "e" }, "who the token says");
     const sent: string[] = [];
     for (let i = 0; i < 30 && !seen.log.includes("error TOKEN_EXPIRED"); i++) {
       sent.push(`t${i}`);

@@ -44,25 +44,33 @@ describe("the web page's composer and navigation", () => {
   });
   after(() => cleanup.run());
 
-  it("keeps a refusal's notice when an earlier message of the burst is accepted after it", async () => {
+  it("keeps a refused message in the box with its notice, until a later send succeeds", async () => {
     const page = await pages.enter(strict.url, "burst", "quick");
-    // Redis holds writes for a moment: the first message is accepted only after the second,
-    // sent meanwhile, was refused for going too fast (a refusal needs no Redis).
-    assert.equal(await redisCommand(redis.port, "CLIENT PAUSE 1500 WRITE"), "+OK");
+    // Messages go out one at a time, in order (the client's outbox): the second of two quick
+    // ones is sent when the first is answered, and refused for going too fast.
     await say(page, "first of two");
     await say(page, "second of two");
     await page.locator("#notice", { hasText: "You are sending too fast" }).waitFor();
     await waitForText(page, "first of two");
-    assert.equal(await page.locator("#text").inputValue(), "second of two", "the refused text stays in the box");
-    assert.equal(await page.locator("#notice").textContent(), "You are sending too fast: wait a moment.", "and its notice stays too");
+    assert.equal(await page.locator("#text").inputValue(), "second of two", "the refused text is back in the box");
+    assert.equal(await page.locator("#notice").textContent(), "You are sending too fast: wait a moment.", "with its notice");
     assert.deepEqual(await texts(page), ["first of two"]);
+    assert.equal(await page.locator("#log .outgoing").count(), 0, "nothing left waiting");
 
-    // sending it again later works, and clears the notice
+    // A send held up (Redis pauses writes) shows as "sending…" after a moment and keeps the
+    // notice; its success clears it. First the rate limit's bucket refills (one message a
+    // second): a matter of time, with no event to wait for.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await redisCommand(redis.port, "CLIENT PAUSE 1500 WRITE"), "+OK");
     await page.locator("#text").press("Enter");
+    assert.equal(await page.locator("#text").inputValue(), "", "out of the box while it is sent");
+    await page.locator("#log .outgoing .status", { hasText: "sending…" }).waitFor();
+    assert.equal(await page.locator("#notice").textContent(), "You are sending too fast: wait a moment.");
     await waitForText(page, "second of two");
     await page.locator("#notice").waitFor({ state: "hidden" });
     assert.equal(await page.locator("#notice").textContent(), "");
-    assert.equal(await page.locator("#text").inputValue(), "");
+    await page.locator("#log .outgoing").waitFor({ state: "detached" });
+    assert.deepEqual(await texts(page), ["first of two", "second of two"]);
   });
 
   it("takes a nickname of at most 32 characters, counted as a person sees them", async () => {

@@ -1,5 +1,5 @@
 /** Debian's Chromium, driven by playwright-core (no browser download), and the page's common steps. */
-import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
 import type { Cleanup } from "./processes.js";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -27,6 +27,8 @@ export interface PageOptions {
   permissions?: string[];
   /** Scripts run in the page before its own (playwright init scripts). */
   initScripts?: string[];
+  /** Cookies the browser context starts with (an application's session, for its token endpoint). */
+  cookies?: Parameters<BrowserContext["addCookies"]>[0];
 }
 
 /**
@@ -36,6 +38,8 @@ export interface PageOptions {
  */
 export class Pages {
   readonly errors: string[] = [];
+  /** Every request the pages made, as `name: METHOD url`, in order. */
+  readonly requests: string[] = [];
   constructor(
     private readonly browser: Browser,
     private readonly cleanup: Cleanup,
@@ -50,10 +54,12 @@ export class Pages {
     const context = await this.browser.newContext(contextOptions);
     this.cleanup.add(() => context.close());
     if (options.permissions) await context.grantPermissions(options.permissions, { origin: new URL(url).origin });
+    if (options.cookies) await context.addCookies(options.cookies);
     for (const script of options.initScripts ?? []) await context.addInitScript(script);
     const page = await context.newPage();
     page.on("console", (m) => m.type() === "error" && this.errors.push(`${name}: ${m.text()}`));
     page.on("pageerror", (e) => this.errors.push(`${name}: ${e.message}`));
+    page.on("request", (r) => this.requests.push(`${name}: ${r.method()} ${r.url()}`));
     await page.goto(url);
     return page;
   }

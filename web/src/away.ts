@@ -3,8 +3,7 @@
  * is hidden (`(3) tea · roomcast`, cleared as soon as it is seen), and desktop notifications, opted
  * into by the reader, for messages that mention them or for every message.
  */
-import type { ChatMessage } from "../../src/protocol.js";
-import type { Arrival } from "./chat-client.js";
+import type { Arrival, ChatMessage } from "../../src/client/index.js";
 import type { Strings } from "./i18n.js";
 
 export type NotifyMode = "off" | "mentions" | "all";

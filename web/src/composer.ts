@@ -2,11 +2,16 @@
  * The composer of the room on screen: the text box (Enter sends, Shift+Enter is a new line), the
  * character counter, "typing" signals, and the notice that explains a refused message.
  *
- * A refused message stays in the box with its notice. Sends are numbered: the notice set by a
- * send is cleared only by the success of a later send (in a fast burst, the answer to an earlier
- * message may arrive after a later one was refused: the refusal's notice stays), by Esc, or when
- * the box is emptied. Each room keeps its own draft and notice.
+ * A sent message leaves the box at once: until the room has it, it waits in the client's outbox,
+ * shown in the log as "sending…" (also while the connection is down: it goes out by itself when
+ * the connection is back, once, in order). A refused message comes back to the box with its
+ * notice. Sends are numbered: the notice set by a send is cleared only by the success of a later
+ * send (in a fast burst, the answer to an earlier message may arrive after a later one was
+ * refused: the refusal's notice stays), by Esc, or when the box is emptied. A notice from the
+ * server that passes (an expired token) goes when the room is connected again. Each room keeps
+ * its own draft and notice.
  */
+import { RoomcastError } from "../../src/client/index.js";
 import { charLength } from "../../src/protocol.js";
 import { byId } from "./dom.js";
 import type { Strings } from "./i18n.js";
@@ -72,14 +77,23 @@ export class Composer {
     return true;
   }
 
-  /** A notice for `session` from outside the composer (an error event from the server). */
-  notify(session: RoomSession, text: string): void {
-    this.setNotice(session, text, this.seq);
+  /**
+   * A notice for `session` from outside the composer (the server's). `brief`: it passes when the
+   * room is connected again (see `connected`).
+   */
+  notify(session: RoomSession, text: string, brief = false): void {
+    this.setNotice(session, text, this.seq, brief);
   }
 
-  private setNotice(session: RoomSession, text: string, seq: number): void {
+  /** `session` is connected again: a brief notice has done its job. */
+  connected(session: RoomSession): void {
+    if (session.noticeBrief) this.setNotice(session, "", session.noticeSeq);
+  }
+
+  private setNotice(session: RoomSession, text: string, seq: number, brief = false): void {
     session.notice = text;
     session.noticeSeq = seq;
+    session.noticeBrief = brief && text !== "";
     if (session === this.session) this.noticeLine.textContent = text;
   }
 
@@ -102,19 +116,34 @@ export class Composer {
     const seq = ++this.seq;
     if (charLength(text) > this.maxText) return this.setNotice(session, this.t.errors.BAD_TEXT, seq);
     this.stopTyping();
+    // out of the box, into the outbox: the reader may write the next one at once
+    this.box.value = "";
+    this.updateCounter();
     session.sendsInFlight++;
-    const ack = await session.client.say(text);
-    session.sendsInFlight--;
-    if (ack.ok) {
-      // the box is emptied only if it still holds what was sent (the reader may be typing on)
-      if (session === this.session && this.box.value === text) this.box.value = "";
-      else if (session !== this.session && session.draft === text) session.draft = "";
-      this.updateCounter();
+    try {
+      await session.client.say(text);
       if (session.noticeSeq < seq) this.setNotice(session, "", seq);
       session.log.scrollToNewest();
+    } catch (err) {
+      const error = err instanceof RoomcastError ? err : new RoomcastError("UNAVAILABLE", String(err));
+      this.giveBack(session, text);
+      // a room left meanwhile has nobody to tell; a room closed for good says why (see main)
+      if (error.code !== "CLOSED") this.setNotice(session, this.t.errors[error.code as keyof Strings["errors"]] ?? error.message, seq, false);
+    } finally {
+      session.sendsInFlight--;
+    }
+  }
+
+  /**
+   * A refused message goes back to the box it was sent from, before what the reader wrote since
+   * (nothing the reader wrote is lost).
+   */
+  private giveBack(session: RoomSession, text: string): void {
+    if (session === this.session) {
+      this.box.value = this.box.value === "" ? text : `${text}\n${this.box.value}`;
+      this.updateCounter();
     } else {
-      const offline = ack.error.code === "UNAVAILABLE" && session.state !== "connected";
-      this.setNotice(session, offline ? this.t.notSent : (this.t.errors[ack.error.code] ?? ack.error.message), seq);
+      session.draft = session.draft === "" ? text : `${text}\n${session.draft}`;
     }
   }
 }

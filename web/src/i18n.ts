@@ -4,6 +4,8 @@ import type { ErrorCode } from "../../src/protocol.js";
 const en = {
   title: "roomcast",
   tagline: "Pick a nickname and a room, and talk.",
+  taglineToken: "Pick a room, and talk.",
+  noTokenUrl: "This chat needs you signed in, but the server has no address to get a sign-in token from (--auth-token-url).",
   nickname: "Nickname",
   room: "Room",
   enter: "Enter",
@@ -19,6 +21,8 @@ const en = {
   connecting: "Connecting…",
   reconnecting: "Reconnecting…",
   offline: "Offline",
+  closed: "Disconnected",
+  sending: "sending…",
   joined: (name: string) => `${name} joined`,
   left: (name: string) => `${name} left`,
   joinedMany: (n: number) => `${n} people joined`,
@@ -52,7 +56,7 @@ const en = {
     NOT_JOINED: "Not in the room yet: wait a moment.",
     ALREADY_JOINED: "Already in the room.",
     RATE_LIMITED: "You are sending too fast: wait a moment.",
-    UNAUTHORIZED: "Not allowed.",
+    UNAUTHORIZED: "You are not signed in, or your sign-in was refused: sign in and reload the page.",
     UNAVAILABLE: "The chat is unavailable right now: your message was not sent.",
     SLOW_CONSUMER: "The connection fell behind: reconnecting.",
     FORBIDDEN: "You may not enter this room.",
@@ -60,12 +64,13 @@ const en = {
     KICKED: "You were removed from this room.",
     BANNED: "You are banned from this room for now.",
   } satisfies Record<ErrorCode, string>,
-  notSent: "Not sent: no connection. Your text is kept.",
 };
 
 const zh: typeof en = {
   title: "roomcast",
   tagline: "选一个昵称和房间，开始聊天。",
+  taglineToken: "选一个房间，开始聊天。",
+  noTokenUrl: "这个聊天需要登录，但服务器没有配置获取登录令牌的地址（--auth-token-url）。",
   nickname: "昵称",
   room: "房间",
   enter: "进入",
@@ -81,6 +86,8 @@ const zh: typeof en = {
   connecting: "正在连接…",
   reconnecting: "正在重新连接…",
   offline: "离线",
+  closed: "已断开",
+  sending: "发送中…",
   joined: (name) => `${name} 加入了聊天室`,
   left: (name) => `${name} 离开了聊天室`,
   joinedMany: (n) => `${n} 人加入了聊天室`,
@@ -114,7 +121,7 @@ const zh: typeof en = {
     NOT_JOINED: "还没进入房间：请稍等。",
     ALREADY_JOINED: "已经在房间里了。",
     RATE_LIMITED: "发送太快了：请稍等。",
-    UNAUTHORIZED: "没有权限。",
+    UNAUTHORIZED: "你还没有登录，或登录被拒绝：请登录后重新加载本页。",
     UNAVAILABLE: "聊天服务暂时不可用：消息没有发出。",
     SLOW_CONSUMER: "连接跟不上了，正在重新连接。",
     FORBIDDEN: "你不能进入这个房间。",
@@ -122,7 +129,6 @@ const zh: typeof en = {
     KICKED: "你已被移出这个房间。",
     BANNED: "你暂时被禁止进入这个房间。",
   },
-  notSent: "未发送：没有连接。文字已保留。",
 };
 
 export type Strings = typeof en;

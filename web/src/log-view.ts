@@ -5,10 +5,14 @@
  * Guarantees: a reader at the newest message stays there as messages arrive and as the log is
  * resized (the composer grows, a notice appears, the phone's keyboard opens); a reader who
  * scrolled up is never moved, and is told how many messages came meanwhile; the reader's own
- * messages always come into view. Limits: at most LOG_LIMIT messages are kept in the page (the
- * oldest go, and only while the reader is at the newest, so nothing moves under a reader's eyes).
+ * messages always come into view; scrolled to the top, the reader gets the earlier messages, a
+ * page at a time, what they were looking at staying where it was, down to the room's start. What
+ * the reader sent and the room does not have yet is shown after the newest message, "sending…".
+ * Limits: at most LOG_LIMIT messages are kept in the page (the oldest go, and only while the
+ * reader is at the newest, so nothing moves under a reader's eyes; scrolling up brings them back).
  */
-import type { ChatMessage } from "../../src/protocol.js";
+import type { Outgoing } from "../../src/client/index.js";
+import { userKey, type ChatMessage, type PresenceRef } from "../../src/protocol.js";
 import { el } from "./dom.js";
 import type { Strings } from "./i18n.js";
 import { inviteLine } from "./invite.js";
@@ -25,20 +29,34 @@ const TRIM_SLACK = 100;
 const FLUSH_FALLBACK_MS = 500;
 /** A reader closer than this to the newest message is "at the newest". */
 const NEAR_BOTTOM_PX = 40;
+/** A reader closer than this to the top of the log gets the earlier messages. */
+const NEAR_TOP_PX = 300;
 
 /** What a new message continues: the message line before it, if nothing else came between. */
 interface Tail {
-  username: string;
+  /** The author (see `userKey`: with tokens two people may share a name). */
+  key: string;
   ts: number;
 }
 
+const tailOf = (m: ChatMessage): Tail => ({ key: userKey(m), ts: m.ts });
+const continues = (tail: Tail | undefined, m: ChatMessage) => tail !== undefined && tail.key === userKey(m) && m.ts - tail.ts <= GROUP_GAP_MS;
+
+/** Earlier messages: a page of them before `before` (the oldest message the log shows), oldest first. */
+export type OlderPages = (before: string | undefined) => Promise<{ messages: ChatMessage[]; more: boolean }>;
+
 export interface LogViewOptions {
   room: string;
-  /** The reader's name in this room: their own messages are set apart, their mentions marked. */
-  me: string;
+  /**
+   * Who the reader is in this room: their own messages are set apart, their mentions marked. A
+   * function: with tokens, the name is the token's, known once the page has fetched one.
+   */
+  me(): PresenceRef;
   t: Strings;
   /** How many messages from others arrived below the view of a reader who scrolled up (0: none). */
   unseen(count: number): void;
+  /** Where earlier messages come from, when the reader scrolls to the top. */
+  older: OlderPages;
 }
 
 export class LogView {
@@ -58,6 +76,11 @@ export class LogView {
   private pending: (ChatMessage | { notice: string; ts: number })[] = [];
   private bringIntoView = false;
   private startWanted = false;
+  /** What the reader sent that the room does not have yet, to show after the newest message. */
+  private outgoing: Outgoing[] | undefined;
+  /** Whether there are earlier messages than the log shows: unknown until the first history. */
+  private earlier: "unknown" | "more" | "none" = "unknown";
+  private loadingEarlier = false;
   private frame = 0;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -72,6 +95,7 @@ export class LogView {
       if (!this.shown) return;
       this.pinned = this.atBottom();
       if (this.pinned) this.setUnseen(0);
+      this.loadEarlierIfAtTop();
     });
     // The log's box changes size (the composer grows, a notice shows, the window or keyboard
     // changes): a reader at the newest message stays at it.
@@ -95,6 +119,7 @@ export class LogView {
     if (this.pinned) this.scrollToNewest();
     else this.element.scrollTop = this.savedTop;
     this.options.unseen(this.unseenCount);
+    this.loadEarlierIfAtTop();
   }
 
   hide(): void {
@@ -145,6 +170,61 @@ export class LogView {
   }
 
   /**
+   * What the reader sent and the room does not have yet, in order (the client's outbox): shown
+   * after the newest message, each marked "sending…" (at once while the connection is down; after
+   * a moment otherwise, so that a quick send does not flicker).
+   */
+  setOutgoing(items: Outgoing[]): void {
+    if (items.length > (this.outgoing ?? []).length) this.bringIntoView = true;
+    this.outgoing = items;
+    this.scheduleFlush();
+  }
+
+  /**
+   * Takes a message off the log (the application deleted it). The message after it gets the
+   * author's name if it was the first of a group, and a day left with no message loses its
+   * separator.
+   */
+  remove(id: string): void {
+    this.pending = this.pending.filter((item) => "notice" in item || item.id !== id);
+    const line = this.element.querySelector<HTMLElement>(`.message[data-id="${CSS.escape(id)}"]`);
+    if (!line) return;
+    const prev = line.previousElementSibling;
+    const next = line.nextElementSibling;
+    const following = next ? this.messageOf.get(next) : undefined;
+    if (next && following && !line.classList.contains("continued") && next.classList.contains("continued")) {
+      next.replaceWith(this.messageLine(following, true));
+    }
+    const wasLast = !next || next.classList.contains("outgoing");
+    line.remove();
+    this.messageCount--;
+    if (prev?.classList.contains("day") && (!next || next.classList.contains("day") || next.classList.contains("outgoing"))) {
+      prev.remove();
+      const days = this.element.querySelectorAll<HTMLElement>(".day");
+      this.lastDay = days.length > 0 ? days[days.length - 1]!.dataset["day"] : undefined;
+    }
+    if (wasLast) {
+      // a message said next continues what is now the last message line, if it is one
+      const before = prev && this.messageOf.get(prev);
+      this.tail = before ? tailOf(before) : undefined;
+    }
+  }
+
+  /**
+   * Whether the room has messages earlier than the first the log shows (after the first history;
+   * false: the log starts at the room's start, which it then says).
+   */
+  setEarlier(more: boolean): void {
+    if (more) {
+      this.earlier = "more";
+      // once what arrived is on the page (this frame's flush comes first)
+      requestAnimationFrame(() => this.loadEarlierIfAtTop());
+    } else {
+      this.markStart();
+    }
+  }
+
+  /**
    * What arrives is put on the page once per frame: a busy room's messages come one event each,
    * and adding them one by one would lay the log out again for every one (seconds of work for a
    * few hundred messages in a long log). A hidden tab gets no frames: there a timer flushes, as
@@ -164,7 +244,9 @@ export class LogView {
     this.flushTimer = undefined;
     const items = this.pending;
     this.pending = [];
-    if (items.length === 0) {
+    const outgoing = this.outgoing;
+    this.outgoing = undefined;
+    if (items.length === 0 && outgoing === undefined) {
       if (this.startWanted) this.insertStart();
       return;
     }
@@ -173,6 +255,7 @@ export class LogView {
     const lines = document.createDocumentFragment();
     let messages = 0;
     let fromOthers = 0;
+    const me = userKey(this.options.me());
     for (const item of items) {
       this.dayBefore(item.ts, lines);
       if ("notice" in item) {
@@ -183,18 +266,21 @@ export class LogView {
         this.tail = undefined;
         continue;
       }
-      const continues = this.tail !== undefined && this.tail.username === item.username && item.ts - this.tail.ts <= GROUP_GAP_MS;
-      lines.append(this.messageLine(item, !continues));
-      this.tail = { username: item.username, ts: item.ts };
+      lines.append(this.messageLine(item, !continues(this.tail, item)));
+      this.tail = tailOf(item);
       messages++;
-      if (item.username !== this.options.me) fromOthers++;
+      if (userKey(item) !== me) fromOthers++;
     }
     this.messageCount += messages;
     if (messages > 0) {
       this.invite?.remove();
       this.invite = undefined;
     }
-    this.element.append(lines);
+    // messages go above what is still being sent, which stays last
+    const firstOutgoing = this.element.querySelector(".outgoing");
+    if (firstOutgoing) firstOutgoing.before(lines);
+    else this.element.append(lines);
+    if (outgoing !== undefined) this.renderOutgoing(outgoing);
     if (this.startWanted) this.insertStart();
     if (follow) {
       this.scrollToNewest();
@@ -204,13 +290,52 @@ export class LogView {
     }
   }
 
+  private renderOutgoing(items: Outgoing[]): void {
+    for (const line of this.element.querySelectorAll(".outgoing")) line.remove();
+    for (const item of items) {
+      const line = el("li", `outgoing ${item.state}`);
+      const bubble = el("div", "bubble");
+      bubble.append(el("div", "text", item.text));
+      line.append(bubble, el("span", "status", this.options.t.sending));
+      this.element.append(line);
+    }
+  }
+
   /**
    * The room holds nothing older than what the log shows: says so at the top, and, while nobody
    * has written yet, how to invite people.
    */
   markStart(): void {
+    this.earlier = "none";
     this.startWanted = true;
     this.scheduleFlush();
+  }
+
+  /**
+   * The reader is at the top of the log and the room has earlier messages: loads a page of them
+   * (one request at a time; a failed one is tried again at the next scroll).
+   */
+  private loadEarlierIfAtTop(): void {
+    if (!this.shown || this.earlier !== "more" || this.loadingEarlier || this.pending.length > 0 || this.element.scrollTop > NEAR_TOP_PX) return;
+    this.loadingEarlier = true;
+    this.element.setAttribute("aria-busy", "true");
+    const first = this.element.querySelector<HTMLElement>(".message")?.dataset["id"];
+    const done = () => {
+      this.loadingEarlier = false;
+      this.element.removeAttribute("aria-busy");
+    };
+    this.options.older(first).then(
+      ({ messages, more }) => {
+        done();
+        // the log may have moved on meanwhile (trimmed): only a page that ends where it starts fits
+        if (this.element.querySelector<HTMLElement>(".message")?.dataset["id"] !== first) return;
+        this.prepend(messages, more);
+        // a short page may leave the reader at the top still
+        requestAnimationFrame(() => this.loadEarlierIfAtTop());
+      },
+      // not now (reconnecting, too many requests): tried again at the reader's next scroll
+      done,
+    );
   }
 
   private insertStart(): void {
@@ -226,9 +351,8 @@ export class LogView {
   }
 
   /**
-   * Scrollback's place (not wired yet: the server's `history { before, limit }` request will call
-   * it): puts a page of older messages, oldest first, above the first one, keeping what the reader
-   * sees where it is. `more` false: the page reaches the room's first message.
+   * Scrollback: puts a page of older messages, oldest first, above the first one, keeping what the
+   * reader sees where it is. `more` false: the page reaches the room's first message.
    */
   prepend(messages: ChatMessage[], more: boolean): void {
     const log = this.element;
@@ -242,9 +366,8 @@ export class LogView {
         lines.append(this.dayLine(m.ts));
         tail = undefined;
       }
-      const continues = tail !== undefined && tail.username === m.username && m.ts - tail.ts <= GROUP_GAP_MS;
-      lines.append(this.messageLine(m, !continues));
-      tail = { username: m.username, ts: m.ts };
+      lines.append(this.messageLine(m, !continues(tail, m)));
+      tail = tailOf(m);
     }
     const oldFirst = log.firstElementChild;
     log.prepend(lines);
@@ -257,10 +380,14 @@ export class LogView {
       next = after;
     }
     const first = next ? this.messageOf.get(next) : undefined;
-    if (next && first && tail && first.username === tail.username && first.ts - tail.ts <= GROUP_GAP_MS) {
+    if (next && first && continues(tail, first)) {
       next.replaceWith(this.messageLine(first, false));
     }
-    if (!more) this.insertStart();
+    if (more) this.earlier = "more";
+    else {
+      this.earlier = "none";
+      this.insertStart();
+    }
     log.scrollTop = log.scrollHeight - fromBottom;
   }
 
@@ -290,11 +417,12 @@ export class LogView {
 
   /** A message; the first of a group carries the author's name and the time. */
   private messageLine(m: ChatMessage, startsGroup: boolean): HTMLLIElement {
-    const { me, t } = this.options;
-    const mine = m.username === me;
+    const { t } = this.options;
+    const me = this.options.me();
+    const mine = userKey(m) === userKey(me);
     const line = el("li", "message");
     line.classList.toggle("mine", mine);
-    line.classList.toggle("mentions-me", !mine && mentions(m.text, me));
+    line.classList.toggle("mentions-me", !mine && mentions(m.text, me.username));
     line.classList.toggle("continued", !startsGroup);
     line.dataset["id"] = m.id;
     line.dataset["ts"] = String(m.ts);
@@ -312,7 +440,7 @@ export class LogView {
     const bubble = el("div", "bubble");
     bubble.title = fullTimeText(m.ts);
     const text = el("div", "text");
-    text.append(...messageTextNodes(m.text, me));
+    text.append(...messageTextNodes(m.text, me.username));
     bubble.append(text);
     line.append(bubble);
     this.messageOf.set(line, m);
@@ -328,6 +456,8 @@ export class LogView {
     if (this.messageCount <= LOG_LIMIT + TRIM_SLACK) return;
     const log = this.element;
     let excess = this.messageCount - LOG_LIMIT;
+    // scrolling up brings them back
+    this.earlier = "more";
     while (excess > 0 && log.firstElementChild) {
       if (log.firstElementChild.classList.contains("message")) {
         excess--;

@@ -7,9 +7,13 @@
  * Navigation uses history entries: entering a room or switching to another pushes `?room=NAME`,
  * so Back returns to the previous room or to the entry page and Forward comes back. Rooms stay
  * joined while the entry page is shown; only Leave leaves one.
+ *
+ * A server with tokens says so on the page (`<html data-auth="token" data-auth-token-url="…">`):
+ * then the page asks for no nickname, gets a token from the application's address with the user's
+ * cookies (again whenever one expires), and the name shown is the token's.
  */
-import { ROOM_ID, USERNAME_MAX, type ChatMessage, type ErrorCode } from "../../src/protocol.js";
-import type { Arrival } from "./chat-client.js";
+import type { Arrival, ChatMessage, RoomcastError } from "../../src/client/index.js";
+import { ROOM_ID, USERNAME_MAX } from "../../src/protocol.js";
 import { Away, notificationsSupported, type NotifyMode } from "./away.js";
 import { Composer } from "./composer.js";
 import { byId, el } from "./dom.js";
@@ -17,13 +21,15 @@ import { pickStrings } from "./i18n.js";
 import { mentions } from "./message-text.js";
 import { firstGraphemes, graphemeLength } from "./names.js";
 import { RoomList } from "./room-list.js";
-import { RoomSession, type RoomHost } from "./room-session.js";
+import { RoomSession, type Identity, type RoomHost } from "./room-session.js";
 import { loadRooms, saveRooms } from "./rooms.js";
 import { untilMidnight } from "./when.js";
 
 const { lang, t } = pickStrings(navigator.languages?.length ? navigator.languages : [navigator.language]);
 document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 const maxText = Number(document.documentElement.dataset["maxTextLength"] ?? "2000");
+/** With tokens: where the token comes from ("" when the server was not told: nobody can enter). */
+const tokenUrl = document.documentElement.dataset["auth"] === "token" ? (document.documentElement.dataset["authTokenUrl"] ?? "") : undefined;
 
 // Static interface text.
 for (const node of document.querySelectorAll<HTMLElement>("[data-t]")) {
@@ -45,6 +51,31 @@ const marker = byId<HTMLButtonElement>("new-marker");
 const stateBadge = byId("conn-state");
 const roomsToggle = byId<HTMLButtonElement>("rooms-toggle");
 
+if (tokenUrl !== undefined) {
+  // the name is the token's; the list of active rooms is private (the server API's)
+  for (const node of [nickInput, byId("nickname-label")]) node.hidden = true;
+  nickInput.required = false;
+  byId("active-rooms").hidden = true;
+  byId("tagline").textContent = t.taglineToken;
+}
+
+/**
+ * The token of the application's user, from the application's address, with the user's cookies;
+ * called before every connection, so an expired token is replaced by a fresh one.
+ */
+async function fetchToken(): Promise<string> {
+  const res = await fetch(tokenUrl!, { credentials: "include", cache: "no-store", headers: { accept: "application/json" } });
+  if (!res.ok) throw new Error(`the token address answered ${res.status}`);
+  const { token } = (await res.json()) as { token?: unknown };
+  if (typeof token !== "string") throw new Error("the token address gave no token");
+  return token;
+}
+const identity = (nickname: string): Identity => (tokenUrl === undefined ? { nickname } : { token: fetchToken });
+/** The nickname rooms are entered with: the one given, or "" with tokens (the name is the token's). */
+const nicknameFor = (given: string) => (tokenUrl === undefined ? given : "");
+/** Whether a room can be entered: with a nickname, or with tokens and an address to get them from. */
+const mayEnter = (nickname: string) => (tokenUrl === undefined ? nickname !== "" : tokenUrl !== "");
+
 /** The rooms the reader is in, in the order they entered them. */
 const sessions = new Map<string, RoomSession>();
 /** The room on screen; undefined while the entry page is shown. */
@@ -57,13 +88,19 @@ const myRooms = new RoomList(byId("my-rooms"), t, (room) => go(room));
 
 // ---- rooms -------------------------------------------------------------------------------------
 
+const errorText = (error: RoomcastError) => (error.code === "CLOSED" ? error.message : t.errors[error.code]);
+
 const host: RoomHost = {
   changed(session) {
     if (session === shown) renderRoom(session);
   },
-  arrived(session, messages, arrival) {
+  connected(session) {
+    composer.connected(session);
+  },
+  arrived(session, message, arrival) {
+    if (session.isMine(message)) return;
     const unread = session.unread;
-    for (const m of messages) if (m.username !== session.nickname) fromOthers(session, m, arrival);
+    fromOthers(session, message, arrival);
     if (session.unread !== unread) renderRoomLists();
   },
   unseen(session, count) {
@@ -71,25 +108,31 @@ const host: RoomHost = {
     marker.hidden = count === 0;
     marker.textContent = t.newMessages(count);
   },
-  refused(session, code, message) {
-    if (code === "BAD_ROOM" || code === "BAD_USERNAME") {
+  notice(session, error) {
+    composer.notify(session, errorText(error), true);
+  },
+  closed(session, error) {
+    if (error.code === "BAD_ROOM" || error.code === "BAD_USERNAME") {
       leave(session);
-      showEnterError(t.errors[code]);
-    } else composer.notify(session, t.errors[code as ErrorCode] ?? message);
+      showEnterError(t.errors[error.code]);
+    } else {
+      // kicked, banned, refused: said, and the room stays on screen, disconnected
+      composer.notify(session, errorText(error));
+    }
   },
 };
 
 function fromOthers(session: RoomSession, m: ChatMessage, arrival: Arrival): void {
   const onScreen = session === shown;
   if (arrival !== "history" && !onScreen) session.unread++;
-  away.arrived(session.room, m, arrival, mentions(m.text, session.nickname), onScreen);
+  away.arrived(session.room, m, arrival, mentions(m.text, session.me.username), onScreen);
 }
 
 function join(room: string, nickname: string): RoomSession {
   const old = sessions.get(room);
-  if (old && old.nickname === nickname) return old;
+  if (old && old.nickname === nickname && old.state !== "closed") return old;
   if (old) leave(old, false);
-  const session = new RoomSession(room, nickname, t, host);
+  const session = new RoomSession(room, nickname, identity(nickname), t, host);
   sessions.set(room, session);
   logs.append(session.log.element);
   remember();
@@ -142,6 +185,7 @@ function showRoom(session: RoomSession): void {
 }
 
 function showEntry(): void {
+  if (tokenUrl === "") showEnterError(t.noTokenUrl);
   shown?.log.hide();
   shown = undefined;
   composer.attach(undefined);
@@ -158,7 +202,7 @@ function renderRoom(session: RoomSession): void {
   stateBadge.textContent = t[session.state];
   stateBadge.dataset["state"] = session.state;
   byId("online").replaceChildren(
-    ...session.presence.map((u) => el("li", u.username === session.nickname ? "me" : undefined, u.connections > 1 ? `${u.username} ×${u.connections}` : u.username)),
+    ...session.presence.map((u) => el("li", session.isMine(u) ? "me" : undefined, u.connections > 1 ? `${u.username} ×${u.connections}` : u.username)),
   );
   byId("online-title").textContent = t.onlineCount(session.presence.length);
   const names = session.typing;
@@ -188,8 +232,8 @@ function go(room: string): void {
 function route(): void {
   const room = new URLSearchParams(location.search).get("room");
   if (room === null || !ROOM_ID.test(room)) return showEntry();
-  const nickname = localStorage.getItem("roomcast.nickname") ?? "";
-  const session = sessions.get(room) ?? (nickname ? join(room, nickname) : undefined);
+  const nickname = nicknameFor(localStorage.getItem("roomcast.nickname") ?? "");
+  const session = sessions.get(room) ?? (mayEnter(nickname) ? join(room, nickname) : undefined);
   if (session) return showRoom(session);
   // A shared link, and no nickname yet: the entry page, with the room filled in, at its own
   // address, so that Back from the room returns to it.
@@ -202,9 +246,13 @@ window.addEventListener("popstate", route);
 // ---- the entry page ----------------------------------------------------------------------------
 
 async function listRooms(): Promise<void> {
+  if (tokenUrl !== undefined) return; // private with tokens
   const list = byId("room-list");
   try {
     const res = await fetch("/api/rooms");
+    // private on a server with an API key: not for the page
+    byId("active-rooms").hidden = !res.ok;
+    if (!res.ok) return;
     const { rooms } = (await res.json()) as { rooms: { room: string; users: number }[] };
     list.replaceChildren();
     if (rooms.length === 0) list.append(el("li", "empty", t.noRooms));
@@ -227,12 +275,13 @@ async function listRooms(): Promise<void> {
 }
 
 function enter(): void {
-  const nickname = nickInput.value.trim();
   const room = roomInput.value.trim();
-  if (!nickname || graphemeLength(nickname) > USERNAME_MAX) return showEnterError(t.errors.BAD_USERNAME);
+  if (tokenUrl === "") return showEnterError(t.noTokenUrl);
+  const nickname = nicknameFor(nickInput.value.trim());
+  if (tokenUrl === undefined && (!nickname || graphemeLength(nickname) > USERNAME_MAX)) return showEnterError(t.errors.BAD_USERNAME);
   if (!ROOM_ID.test(room)) return showEnterError(t.errors.BAD_ROOM);
   showEnterError("");
-  localStorage.setItem("roomcast.nickname", nickname);
+  if (tokenUrl === undefined) localStorage.setItem("roomcast.nickname", nickname);
   join(room, nickname);
   go(room);
 }
@@ -319,5 +368,6 @@ relabelAtMidnight();
 // ---- start -------------------------------------------------------------------------------------
 
 nickInput.value = localStorage.getItem("roomcast.nickname") ?? "";
-for (const { room, nickname } of loadRooms()) join(room, nickname);
+// the rooms the reader is in, entered again (with tokens, with the token's name)
+for (const { room, nickname } of loadRooms()) if (mayEnter(nicknameFor(nickname))) join(room, nicknameFor(nickname));
 route();

@@ -1,7 +1,7 @@
 /**
  * The rooms the reader is in, remembered in the browser (localStorage) across reloads, each with
- * the nickname it was entered with. Only well-formed entries are read back: the storage is the
- * user's to edit.
+ * the nickname it was entered with ("" on a server with tokens, where the name is the token's).
+ * Only well-formed entries are read back: the storage is the user's to edit.
  */
 import { ROOM_ID } from "../../src/protocol.js";
 
@@ -20,7 +20,7 @@ export function loadRooms(): RoomEntry[] {
     for (const entry of stored as unknown[]) {
       if (typeof entry !== "object" || entry === null) continue;
       const { room, nickname } = entry as Record<string, unknown>;
-      if (typeof room !== "string" || typeof nickname !== "string" || !ROOM_ID.test(room) || nickname.trim() === "") continue;
+      if (typeof room !== "string" || typeof nickname !== "string" || !ROOM_ID.test(room) || (nickname !== "" && nickname.trim() === "")) continue;
       if (!rooms.some((r) => r.room === room)) rooms.push({ room, nickname });
     }
     return rooms;
