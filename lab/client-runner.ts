@@ -12,6 +12,7 @@ import { createConnection } from "node:net";
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
 import { compareIds } from "../src/chat/ids.js";
+import { PresenceState } from "../src/client/presence.js";
 import type { Ack, PresenceUser, ServerMessage } from "../src/protocol.js";
 import type {
   CloseRequest,
@@ -68,11 +69,10 @@ class Member {
   truncated = 0;
   errors = 0;
   private firstJoin = true;
-  presence: Map<string, number> | undefined;
-  private presenceVersion = 0;
+  /** Who is in the room as this member sees it: the SDK's own presence state (one copy of that logic). */
+  presence: PresenceState | undefined;
   readonly joins: string[] = [];
   readonly quits: string[] = [];
-  private presenceTimer: NodeJS.Timeout | undefined;
   private readonly url: string;
 
   constructor(
@@ -83,7 +83,7 @@ class Member {
   ) {
     this.url = request.url;
     const reconnect = request.reconnect === false ? undefined : (request.reconnect ?? {});
-    if (request.trackPresence) this.presence = new Map();
+    if (request.trackPresence) this.presence = new PresenceState();
     this.socket = io(request.url, {
       query: { roomid: room },
       transports: request.transports ?? ["websocket"],
@@ -156,55 +156,31 @@ class Member {
         this.errors++;
         break;
       case "join":
+      case "broadcast_quit": {
         if (!this.presence) break;
-        this.joins.push(m.data.username);
-        this.refreshPresence();
-        break;
-      case "broadcast_quit":
-        if (!this.presence) break;
-        this.quits.push(m.data.username);
-        this.refreshPresence();
-        break;
-      case "presence":
-        if (!this.presence) break;
-        this.presenceVersion = -1; // the join's own snapshot: always taken
-        this.setPresence(m.data.users, m.data.version ?? 0);
-        break;
-      case "presence_diff":
-        if (!this.presence || m.data.version <= this.presenceVersion) break;
-        this.presenceVersion = m.data.version;
-        for (const name of m.data.joined) this.presence.set(name, (this.presence.get(name) ?? 0) + 1);
-        for (const name of m.data.left) {
-          this.quits.push(name);
-          const n = (this.presence.get(name) ?? 0) - 1;
-          if (n > 0) this.presence.set(name, n);
-          else this.presence.delete(name);
+        const ref = m.data.user === undefined ? { username: m.data.username } : { username: m.data.username, user: m.data.user };
+        const joined = m.event === "join";
+        const change = this.presence.apply(m.data.version, joined ? [{ ...ref, ...(m.event === "join" && m.data.rejoin ? { rejoin: true } : {}) }] : [], joined ? [] : [ref]);
+        if (change) {
+          for (const who of change.arrived) this.joins.push(who.username);
+          for (const who of change.left) this.quits.push(who.username);
         }
         break;
+      }
+      case "presence":
+        this.presence?.reset(m.data.users, m.data.version);
+        break;
+      case "presence_diff": {
+        const change = this.presence?.apply(m.data.version, m.data.joined, m.data.left);
+        if (change) {
+          for (const who of change.arrived) this.joins.push(who.username);
+          for (const who of change.left) this.quits.push(who.username);
+        }
+        break;
+      }
       case "typing":
         break;
     }
-  }
-
-  /** A whole presence list, unless the one we have is newer (a diff applied after it was read). */
-  private setPresence(users: PresenceUser[], version: number): void {
-    if (version < this.presenceVersion) return;
-    this.presenceVersion = version;
-    this.presence = new Map(users.map((u) => [u.username, u.connections]));
-  }
-
-  /**
-   * As the web client does on a join or quit notice (small rooms): asks the room's presence over
-   * HTTP, once for a burst of notices (250 ms).
-   */
-  private refreshPresence(): void {
-    clearTimeout(this.presenceTimer);
-    this.presenceTimer = setTimeout(() => {
-      fetch(`${this.url}/api/rooms/${encodeURIComponent(this.room)}/presence`)
-        .then((res) => (res.ok ? (res.json() as Promise<{ users: PresenceUser[]; version: number }>) : undefined))
-        .then((body) => body && this.setPresence(body.users, body.version))
-        .catch(() => {});
-    }, 250);
   }
 
   report(expected?: readonly string[]): MemberReport {
@@ -251,7 +227,6 @@ class Member {
   }
 
   close(): void {
-    clearTimeout(this.presenceTimer);
     this.socket.disconnect();
   }
 }
@@ -370,7 +345,7 @@ function messages(request: MessagesRequest) {
 function presence(request: PresenceRequest) {
   const m = member(request.name);
   if (!m.presence) throw new Error(`${request.name} was opened without trackPresence`);
-  const users: PresenceUser[] = [...m.presence].map(([username, connections]) => ({ username, connections }));
+  const users: PresenceUser[] = m.presence.list.map(({ username, connections }) => ({ username, connections }));
   users.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
   return { users, joins: m.joins, quits: m.quits };
 }
