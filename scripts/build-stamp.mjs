@@ -22,7 +22,7 @@ const STAMP = "dist/.build-stamp";
 const CLI = "dist/src/cli/main.js";
 
 /** What the build reads: everything tsc, tsconfig.web.json and scripts/build-web.mjs take in. */
-const SOURCES = ["src", "web", "bench", "test", "tsconfig.json", "tsconfig.web.json", "scripts/build-web.mjs", "package-lock.json"];
+const SOURCES = ["src", "web", "bench", "test", "lab", "tsconfig.json", "tsconfig.web.json", "scripts/build-web.mjs", "package-lock.json"];
 /** Written by `npm run bench:peers` and read by nothing the build makes. */
 const NOT_SOURCES = new Set(["bench/results"]);
 

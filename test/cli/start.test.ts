@@ -16,7 +16,7 @@ import { ROOT, startGroup } from "./npm.js";
 const cleanup = new Cleanup();
 after(() => cleanup.run());
 
-const COPIED = ["src", "web", "bench", "test", "scripts", "tsconfig.json", "tsconfig.web.json", "package.json", "package-lock.json", "dist"];
+const COPIED = ["src", "web", "bench", "test", "lab", "scripts", "tsconfig.json", "tsconfig.web.json", "package.json", "package-lock.json", "dist"];
 
 /** Sets the modification time of `path` and of everything under it. */
 function setTimes(path: string, seconds: number): void {
