@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What the tests need besides npm packages: redis-server and nginx (started by the tests on free
-# ports) and chromium (driven by playwright-core at /usr/bin/chromium). On Debian or Ubuntu as root, installs what is missing; elsewhere, says what to install.
+# What the tests need besides npm packages: redis-server, redis-sentinel, redis-cli and nginx
+# (started by the tests on free ports), chromium (driven by playwright-core at /usr/bin/chromium),
+# and ip and nft for the multi-host lab's network namespaces. On Debian or Ubuntu as root, installs what is missing; elsewhere, says what to install.
 set -euo pipefail
 
-declare -A package_of=([redis-server]=redis-server [nginx]=nginx [chromium]=chromium)
+declare -A package_of=([redis-server]=redis-server [redis-sentinel]=redis-sentinel [redis-cli]=redis-tools [nginx]=nginx [chromium]=chromium [nft]=nftables [ip]=iproute2)
 missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")

@@ -35,6 +35,8 @@ function loadAssets(config: ServeConfig): Map<string, Asset> {
   const settings = [
     `data-max-text-length="${config.maxTextLength}"`,
     ...(tokens ? [`data-auth="token"`] : []),
+    // the read API needs the key: the page does not list active rooms (and asks for nothing it would be refused)
+    ...(tokens || config.apiKey !== undefined ? [`data-rooms="private"`] : []),
     ...(tokens && config.authTokenUrl !== undefined ? [`data-auth-token-url="${escapeAttribute(config.authTokenUrl)}"`] : []),
   ].join(" ");
   let page = readFileSync(WEB_DIR + "index.html", "utf8").replace(/data-max-text-length="\d+"/, settings);

@@ -246,7 +246,11 @@ window.addEventListener("popstate", route);
 // ---- the entry page ----------------------------------------------------------------------------
 
 async function listRooms(): Promise<void> {
-  if (tokenUrl !== undefined) return; // private with tokens
+  // private with tokens or an API key (the server says so on the page): not for the page
+  if (tokenUrl !== undefined || document.documentElement.dataset["rooms"] === "private") {
+    byId("active-rooms").hidden = true;
+    return;
+  }
   const list = byId("room-list");
   try {
     const res = await fetch("/api/rooms");
