@@ -43,8 +43,25 @@ for (const mode of ["memory", "redis"] as const) {
     });
     after(() => cleanup.run());
 
+    it("takes room ids in any script, one room per name whatever its Unicode spelling", async () => {
+      const tea = `茶室-${mode}`;
+      const a = await joined(tea, "a");
+      const composed = `caf\u00e9-${mode}`; // é as one code point
+      const decomposed = `cafe\u0301-${mode}`; // e + combining acute: the same name
+      const b = await joined(composed, "b");
+      const c = await joined(decomposed, "c");
+      await b.request("say", { text: "one room" });
+      await c.waitFor((m) => m.event === "broadcast_say" && m.data.text === "one room");
+      for (const room of ["नमस्ते", "Ωmega", "٣٤"]) await (await joined(room + mode, "x")).request("say", { text: "hi" });
+      const rooms = await getJson<{ rooms: { room: string }[] }>(`${server.url}/api/rooms`);
+      assert.ok(rooms.body.rooms.some((r) => r.room === tea));
+      const history = await getJson<{ messages: { text: string }[] }>(`${server.url}/api/rooms/${encodeURIComponent(decomposed)}/history`);
+      assert.deepEqual(history.body.messages.map((m) => m.text), ["one room"]);
+      assert.equal(a.socket.connected, true);
+    });
+
     it("refuses a missing or invalid room id with connect_error BAD_ROOM", async () => {
-      for (const room of [undefined, "", "a b", "x".repeat(65), "<script>", "room/1"]) {
+      for (const room of [undefined, "", "a b", "x".repeat(65), "茶".repeat(65), "<script>", "room/1", "a😀", "\u200b"]) {
         const c = client(room);
         const err = await withTimeout(
           new Promise<Error & { data?: unknown }>((resolve) => c.socket.once("connect_error", resolve)),
