@@ -137,7 +137,10 @@ describe("web client in Chromium", () => {
   });
 
   it("keeps refused text in the box with a readable notice, and speaks Chinese to Chinese browsers", async () => {
-    const page = await enter(a, "zh", "小明", { locale: "zh-CN" });
+    // a room named in Chinese, shared as a link, on both processes
+    const page = await enter(a, "茶室", "小明", { locale: "zh-CN" });
+    const other = await enter(b, "茶室", "小红", { locale: "zh-CN" });
+    assert.equal(decodeURIComponent(new URL(page.url()).search), "?room=茶室");
     assert.equal(await page.getByRole("button", { name: "发送" }).count(), 1);
     await page.locator("#text").fill("x".repeat(2001));
     assert.equal(await page.locator("#counter").textContent(), "2001/2000");
@@ -146,6 +149,7 @@ describe("web client in Chromium", () => {
     assert.equal((await page.locator("#text").inputValue()).length, 2001, "the text stays");
     await say(page, "大家好");
     await waitForText(page, "大家好");
+    await waitForText(other, "大家好");
   });
 
   it("lists active rooms on the entry page, and fits a phone screen", async () => {
