@@ -5,39 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { PresenceUser, ServerMessage } from "../../src/protocol.js";
+import type { PresenceUser } from "../../src/protocol.js";
 import { TestClient } from "../helpers/client.js";
+import { believedPresence } from "../helpers/presence-model.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
-
-/**
- * What a client that applies every presence change newer than its presence believes: username →
- * connections. Diffs, joins and quits all carry the room's presence version, so the model is exact.
- */
-function presenceModel(inbox: ServerMessage[]): Map<string, number> {
-  const model = new Map<string, number>();
-  let version = 0;
-  const add = (name: string, n: number) => {
-    model.set(name, (model.get(name) ?? 0) + n);
-    if (model.get(name) === 0) model.delete(name);
-  };
-  for (const m of inbox) {
-    if (m.event === "presence") {
-      version = m.data.version ?? 0;
-      model.clear();
-      for (const u of m.data.users) model.set(u.username, u.connections);
-    } else if (m.event === "presence_diff" && m.data.version > version) {
-      version = m.data.version;
-      for (const { username } of m.data.joined) add(username, 1);
-      for (const { username } of m.data.left) add(username, -1);
-    } else if ((m.event === "join" || m.event === "broadcast_quit") && (m.data.version ?? 0) > version) {
-      version = m.data.version!;
-      add(m.data.username, m.event === "join" ? 1 : -1);
-    }
-  }
-  return model;
-}
 
 const asModel = (users: PresenceUser[]) => new Map(users.map((u) => [u.username, u.connections]));
 
@@ -86,12 +59,12 @@ describe("big rooms: presence_diff instead of a notice per join", () => {
       await eventually(
         async () => {
           truth = await current();
-          return total(truth) === connections && members.every((c) => same(presenceModel(c.inbox), truth)) ? true : undefined;
+          return total(truth) === connections && members.every((c) => same(believedPresence(c.inbox), truth)) ? true : undefined;
         },
         10_000,
         what,
       ).catch((err: Error) => {
-        const wrong = members.find((c) => !same(presenceModel(c.inbox), truth))!;
+        const wrong = members.find((c) => !same(believedPresence(c.inbox), truth))!;
         const seen = wrong.inbox.filter((m) => m.event === "presence" || m.event === "presence_diff");
         throw new Error(`${err.message}: truth ${JSON.stringify([...truth])}, a member received ${JSON.stringify(seen)}`);
       });

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { TestClient } from "../helpers/client.js";
+import { talker as talkerIn } from "../helpers/client.js";
 import { connected, launchBrowser, Pages, say, waitForText } from "../helpers/browser.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startServe, type Roomcast } from "../helpers/roomcast.js";
@@ -45,12 +45,7 @@ describe("the web page in a background tab", () => {
   let browser: Browser;
   let pages: Pages;
 
-  async function talker(room: string, name: string): Promise<(text: string) => Promise<void>> {
-    const client = new TestClient(server.url, room);
-    cleanup.add(() => client.close());
-    assert.ok((await client.request("join", { username: name })).ok);
-    return async (text) => assert.ok((await client.request("say", { text })).ok);
-  }
+  const talker = (room: string, name: string) => talkerIn(server.url, room, name, cleanup);
   const setHidden = (page: Page, hidden: boolean) => page.evaluate(`window.__setHidden(${hidden})`);
   const notified = (page: Page) => page.evaluate("window.__notified") as Promise<{ title: string; body: string }[]>;
 

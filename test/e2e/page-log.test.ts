@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser } from "playwright-core";
-import { TestClient } from "../helpers/client.js";
+import { talker as talkerIn } from "../helpers/client.js";
 import { launchBrowser, Pages, say, waitForText } from "../helpers/browser.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startServe, type Roomcast } from "../helpers/roomcast.js";
@@ -17,12 +17,7 @@ describe("the web page's log", () => {
   let browser: Browser;
   let pages: Pages;
 
-  async function talker(room: string, name: string): Promise<(text: string) => Promise<void>> {
-    const client = new TestClient(server.url, room);
-    cleanup.add(() => client.close());
-    assert.ok((await client.request("join", { username: name })).ok);
-    return async (text) => assert.ok((await client.request("say", { text })).ok, `"${text}" accepted`);
-  }
+  const talker = (room: string, name: string) => talkerIn(server.url, room, name, cleanup);
 
   before(async () => {
     server = await startServe(["--rate-limit", "100", "--rate-burst", "100"]);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { TestClient } from "../helpers/client.js";
+import { talker as talkerIn } from "../helpers/client.js";
 import { connected, launchBrowser, Pages, say, texts, waitForText } from "../helpers/browser.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
@@ -17,12 +17,7 @@ describe("several rooms in one page", () => {
   let browser: Browser;
   let pages: Pages;
 
-  async function talker(room: string, name: string): Promise<(text: string) => Promise<void>> {
-    const client = new TestClient(server.url, room);
-    cleanup.add(() => client.close());
-    assert.ok((await client.request("join", { username: name })).ok);
-    return async (text) => assert.ok((await client.request("say", { text })).ok);
-  }
+  const talker = (room: string, name: string) => talkerIn(server.url, room, name, cleanup);
   /** Enters another room from the chat, through "Join a room". */
   async function joinAnother(page: Page, room: string): Promise<void> {
     if (!(await page.locator("#add-room").isVisible())) await page.locator("#rooms-toggle").click();

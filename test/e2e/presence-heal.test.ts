@@ -7,36 +7,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { PresenceDiff, ServerMessage } from "../../src/protocol.js";
 import { is, TestClient } from "../helpers/client.js";
+import { believedPresence } from "../helpers/presence-model.js";
 import { Cleanup } from "../helpers/processes.js";
 import { startRedis } from "../helpers/redis.js";
 import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
 
 const TTL_S = 3;
-
-/** Who a member believes is present: its `presence` snapshot and every newer versioned change. */
-function believed(inbox: ServerMessage[]): Map<string, number> {
-  const model = new Map<string, number>();
-  let version = 0;
-  const add = (name: string, n: number) => {
-    model.set(name, (model.get(name) ?? 0) + n);
-    if (model.get(name) === 0) model.delete(name);
-  };
-  for (const m of inbox) {
-    if (m.event === "presence") {
-      version = m.data.version ?? 0;
-      model.clear();
-      for (const u of m.data.users) model.set(u.username, u.connections);
-    } else if (m.event === "presence_diff" && m.data.version > version) {
-      version = m.data.version;
-      for (const r of m.data.joined) add(r.username, 1);
-      for (const r of m.data.left) add(r.username, -1);
-    } else if ((m.event === "join" || m.event === "broadcast_quit") && (m.data.version ?? 0) > version) {
-      version = m.data.version!;
-      add(m.data.username, m.event === "join" ? 1 : -1);
-    }
-  }
-  return model;
-}
 
 describe("presence after a process dies", () => {
   const cleanup = new Cleanup();
@@ -93,7 +69,7 @@ describe("presence after a process dies", () => {
     // every member's presence, built from what was pushed to it, is the room's (other is on a third process)
     await other.waitFor((m) => m.event === "presence_diff", 5000, "the diff at the other member");
     const expected = new Map([["erin", 1], ["other", 1], ["watcher", 1]]);
-    for (const m of [watcher, other]) assert.deepEqual(believed(m.inbox), expected, JSON.stringify(m.inbox.filter((x) => x.event !== "history" && x.event !== "broadcast_say")));
+    for (const m of [watcher, other]) assert.deepEqual(believedPresence(m.inbox), expected, JSON.stringify(m.inbox.filter((x) => x.event !== "history" && x.event !== "broadcast_say")));
     const http = await getJson<{ users: { username: string; connections: number }[] }>(`${b.url}/api/rooms/heal/presence`);
     assert.deepEqual(new Map(http.body.users.map((u) => [u.username, u.connections])), expected);
 

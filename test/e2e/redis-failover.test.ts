@@ -64,6 +64,22 @@ function stream(senders: Map<string, TestClient>, everyMs: number): Stream {
   };
 }
 
+/** A member of every room on every process; each room's sender on a different process. */
+async function membersEverywhere(servers: Roomcast[], rooms: string[], cleanup: Cleanup) {
+  const members: { room: string; client: TestClient }[] = [];
+  const senders = new Map<string, TestClient>();
+  for (const [r, room] of rooms.entries()) {
+    for (const [i, server] of servers.entries()) {
+      const client = new TestClient(server.url, room);
+      cleanup.add(() => client.close());
+      assert.deepEqual(await client.join(`m${i}`), { ok: true });
+      members.push({ room, client });
+      if (i === r % servers.length) senders.set(room, client);
+    }
+  }
+  return { members, senders };
+}
+
 /** Every acknowledged text once, in acknowledgement order, among what the member received. */
 async function checkMember(member: TestClient, acked: string[], what: string): Promise<void> {
   const wanted = new Set(acked);
@@ -95,17 +111,7 @@ describe("Redis Sentinel: the master killed under traffic", () => {
     const servers: Roomcast[] = await Promise.all([startServe(flags), startServe(flags), startServe(flags)]);
     for (const s of servers) cleanup.add(() => s.stop());
     const rooms = ["north", "south", "east"];
-    const members: { room: string; client: TestClient }[] = [];
-    const senders = new Map<string, TestClient>();
-    for (const [r, room] of rooms.entries()) {
-      for (const [i, server] of servers.entries()) {
-        const client = new TestClient(server.url, room);
-        cleanup.add(() => client.close());
-        assert.deepEqual(await client.join(`m${i}`), { ok: true });
-        members.push({ room, client });
-        if (i === r) senders.set(room, client);
-      }
-    }
+    const { members, senders } = await membersEverywhere(servers, rooms, cleanup);
     const traffic = stream(senders, 50);
     await eventually(() => (traffic.ackTimes.length > 30 ? true : undefined), 10_000, "traffic before the kill");
     const killedAt = Date.now();
@@ -194,17 +200,7 @@ describe("Redis Cluster: a master killed, a slot moved, under traffic", () => {
       if (!byMaster.has(master)) byMaster.set(master, room);
     }
     const rooms = [...byMaster.values()];
-    const members: { room: string; client: TestClient }[] = [];
-    const senders = new Map<string, TestClient>();
-    for (const [r, room] of rooms.entries()) {
-      for (const [i, server] of servers.entries()) {
-        const client = new TestClient(server.url, room);
-        cleanup.add(() => client.close());
-        assert.deepEqual(await client.join(`m${i}`), { ok: true });
-        members.push({ room, client });
-        if (i === r % servers.length) senders.set(room, client);
-      }
-    }
+    const { members, senders } = await membersEverywhere(servers, rooms, cleanup);
     const traffic = stream(senders, 50);
     await eventually(() => (traffic.ackTimes.length > 30 ? true : undefined), 10_000, "traffic before the kill");
 

@@ -135,3 +135,18 @@ export class TestClient {
     this.socket.disconnect();
   }
 }
+
+/**
+ * A member that joins `room` as `name` and says what it is told (each message must be accepted):
+ * a second person in a page test. Closed by `cleanup`.
+ */
+export async function talker(url: string, room: string, name: string, cleanup: { add(step: () => unknown): void }): Promise<(text: string) => Promise<void>> {
+  const client = new TestClient(url, room);
+  cleanup.add(() => client.close());
+  const joined = await client.request("join", { username: name });
+  if (!joined.ok) throw new Error(`${name} could not join ${room}: ${joined.error.code}`);
+  return async (text) => {
+    const ack = await client.request("say", { text });
+    if (!ack.ok) throw new Error(`"${text}" refused: ${ack.error.code}`);
+  };
+}

@@ -1,6 +1,7 @@
 /** Real `roomcast` processes (the built CLI), listening on a free port of 127.0.0.1. */
 import { fileURLToPath } from "node:url";
-import { freePort, startChild, type Child } from "./processes.js";
+import { freePort, startChild, type Child, type Cleanup } from "./processes.js";
+import { startRedis } from "./redis.js";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -15,6 +16,22 @@ export async function startServe(flags: string[] = [], env: NodeJS.ProcessEnv = 
   const line = await child.waitForLine((l) => l.includes('"msg":"listening"'), 15_000, "roomcast to listen");
   const port = (JSON.parse(line) as { port: number }).port;
   return Object.assign(child, { port, url: `http://127.0.0.1:${port}` });
+}
+
+/**
+ * `roomcast serve` in memory, or on a private Redis started for it; both are stopped by `cleanup`
+ * (for the suites that run once per engine).
+ */
+export async function startServeIn(mode: "memory" | "redis", flags: string[], cleanup: Cleanup): Promise<Roomcast> {
+  const all = [...flags];
+  if (mode === "redis") {
+    const redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    all.push("--redis", redis.url);
+  }
+  const server = await startServe(all);
+  cleanup.add(() => server.stop());
+  return server;
 }
 
 /** Runs the CLI to its end; for argument and start-up errors. */

@@ -17,8 +17,7 @@ import { QueueGuard } from "../../src/server/queue.js";
 import { socketSink } from "../../src/server/socket.js";
 import { TestClient } from "../helpers/client.js";
 import { Cleanup } from "../helpers/processes.js";
-import { startRedis } from "../helpers/redis.js";
-import { metric, startServe, type Roomcast } from "../helpers/roomcast.js";
+import { metric, startServeIn, type Roomcast } from "../helpers/roomcast.js";
 
 const ids = (messages: ChatMessage[]) => messages.map((m) => m.id);
 
@@ -35,14 +34,7 @@ for (const mode of ["memory", "redis"] as const) {
     };
 
     before(async () => {
-      const flags: string[] = [];
-      if (mode === "redis") {
-        const redis = await startRedis();
-        cleanup.add(() => redis.stop());
-        flags.push("--redis", redis.url);
-      }
-      plain = await startServe([...flags, "--rate-limit", "1000", "--rate-burst", "1000", "--max-text-length", "30000", "--max-payload", "300000"]);
-      cleanup.add(() => plain.stop());
+      plain = await startServeIn(mode, ["--rate-limit", "1000", "--rate-burst", "1000", "--max-text-length", "30000", "--max-payload", "300000"], cleanup);
       cleanup.add(() => clients.forEach((c) => c.close()));
     });
     after(() => cleanup.run());

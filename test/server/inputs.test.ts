@@ -8,8 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { is, TestClient } from "../helpers/client.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { RawPolling } from "../helpers/raw.js";
-import { startRedis } from "../helpers/redis.js";
-import { getJson, metric, startServe, type Roomcast } from "../helpers/roomcast.js";
+import { getJson, metric, startServeIn, type Roomcast } from "../helpers/roomcast.js";
 
 const FAMILY = "👨‍👩‍👧‍👦"; // one grapheme of 7 code points
 
@@ -31,14 +30,7 @@ for (const mode of ["memory", "redis"] as const) {
     };
 
     before(async () => {
-      const flags: string[] = [];
-      if (mode === "redis") {
-        const redis = await startRedis();
-        cleanup.add(() => redis.stop());
-        flags.push("--redis", redis.url);
-      }
-      server = await startServe(flags);
-      cleanup.add(() => server.stop());
+      server = await startServeIn(mode, [], cleanup);
     });
     after(() => cleanup.run());
 

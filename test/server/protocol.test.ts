@@ -7,8 +7,7 @@ import { after, before, describe, it } from "node:test";
 import type { ChatMessage } from "../../src/protocol.js";
 import { is, TestClient } from "../helpers/client.js";
 import { Cleanup, withTimeout } from "../helpers/processes.js";
-import { startRedis } from "../helpers/redis.js";
-import { getJson, startServe, type Roomcast } from "../helpers/roomcast.js";
+import { getJson, startServeIn, type Roomcast } from "../helpers/roomcast.js";
 
 for (const mode of ["memory", "redis"] as const) {
   describe(`protocol (${mode})`, () => {
@@ -31,14 +30,7 @@ for (const mode of ["memory", "redis"] as const) {
     };
 
     before(async () => {
-      const flags = ["--history-on-join", "50"];
-      if (mode === "redis") {
-        const redis = await startRedis();
-        cleanup.add(() => redis.stop());
-        flags.push("--redis", redis.url);
-      }
-      server = await startServe(flags);
-      cleanup.add(() => server.stop());
+      server = await startServeIn(mode, ["--history-on-join", "50"], cleanup);
       cleanup.add(() => clients.forEach((c) => c.close()));
     });
     after(() => cleanup.run());

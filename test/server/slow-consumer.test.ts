@@ -9,8 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { is, TestClient } from "../helpers/client.js";
 import { Cleanup, eventually } from "../helpers/processes.js";
 import { eventPacket, RawPolling, RawWebSocket } from "../helpers/raw.js";
-import { startRedis } from "../helpers/redis.js";
-import { metric, startServe, type Roomcast } from "../helpers/roomcast.js";
+import { metric, startServe, startServeIn, type Roomcast } from "../helpers/roomcast.js";
 
 const CAP = 256 * 1024;
 const BIG = 60_000; // characters per message: the kernel's buffers fill after a few dozen
@@ -32,13 +31,7 @@ for (const mode of ["memory", "redis"] as const) {
 
     before(async () => {
       const flags = ["--max-queue-bytes", String(CAP), "--max-text-length", "100000", "--max-payload", "200000", "--rate-limit", "1000", "--rate-burst", "1000"];
-      if (mode === "redis") {
-        const redis = await startRedis();
-        cleanup.add(() => redis.stop());
-        flags.push("--redis", redis.url);
-      }
-      server = await startServe(flags);
-      cleanup.add(() => server.stop());
+      server = await startServeIn(mode, flags, cleanup);
     });
     after(() => cleanup.run());
 
