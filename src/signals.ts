@@ -19,3 +19,13 @@ export function stopSignals(): { ready(stop: (signal: string) => void): void } {
     },
   };
 }
+
+/**
+ * A rejected promise nobody handled is a bug, but not one worth every connection of the process:
+ * Node 20 exits on it by default. Logged (one line, with the reason), the process keeps serving.
+ */
+export function surviveUnhandledRejections(logger: { error(obj: object, msg: string): void }): void {
+  process.on("unhandledRejection", (reason) => {
+    logger.error({ err: reason instanceof Error ? reason.stack ?? reason.message : String(reason) }, "unhandled rejection (a bug: please report it); still serving");
+  });
+}

@@ -3,7 +3,7 @@ import { ConfigError, resolveServeConfig, serveOptions } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
 import { addOptions, browsableUrl, fail, tell } from "./options.js";
-import { stopSignals } from "../signals.js";
+import { stopSignals, surviveUnhandledRejections } from "../signals.js";
 
 export function serveCommand(): Command {
   const command = new Command("serve")
@@ -22,6 +22,7 @@ export function serveCommand(): Command {
       }
       const logger = createLogger(config.logLevel);
       const signals = stopSignals();
+      surviveUnhandledRejections(logger);
       let server;
       try {
         server = await startServer(config, logger);

@@ -7,7 +7,7 @@
 import { workerConfigFromEnv } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
-import { stopSignals } from "../signals.js";
+import { stopSignals, surviveUnhandledRejections } from "../signals.js";
 import type { WorkerReport } from "./messages.js";
 
 const report = (message: WorkerReport) => process.send?.(message);
@@ -27,6 +27,7 @@ const reportConnections = (n: number) => {
 };
 
 const signals = stopSignals();
+surviveUnhandledRejections(logger);
 // The primary is gone (killed without a word): do not linger as an orphan.
 process.on("disconnect", () => process.kill(process.pid, "SIGTERM"));
 

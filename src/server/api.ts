@@ -164,7 +164,13 @@ export function createApi({ engine, chat, config }: ApiDeps) {
       if (method !== "DELETE") return methodNotAllowed("DELETE");
       requireKey(req);
       const id = room(one[1]!);
-      const messageId = canonicalId(decodeURIComponent(one[2]!));
+      let rawId = one[2]!;
+      try {
+        rawId = decodeURIComponent(rawId);
+      } catch {
+        return refusal(400, "BAD_PAYLOAD", "the message id is not valid percent-encoding");
+      }
+      const messageId = canonicalId(rawId);
       if (messageId === undefined) return refusal(400, "BAD_PAYLOAD", "a message id is two whole numbers, as in 1700000000000-0");
       if (!(await chat.deleteMessage(id, messageId))) return refusal(404, "NOT_FOUND", "the room's history holds no such message");
       return { status: 200, body: { id: messageId } };
@@ -188,7 +194,7 @@ export function createApi({ engine, chat, config }: ApiDeps) {
       return await answer(req, url);
     } catch (err) {
       if (err instanceof ApiRefusal) return err.answer;
-      if (err instanceof ChatError && err.code !== "UNAVAILABLE") return refusal(400, err.code, err.message);
+      if (err instanceof ChatError) return err.code === "UNAVAILABLE" ? refusal(503, "UNAVAILABLE", "Redis is unreachable: nothing was done") : refusal(400, err.code, err.message);
       throw err;
     }
   };

@@ -103,7 +103,13 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
     send(req, res, status, { error: { code, message } }, headers);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    // A request target such as `//` or `//host:99999` is not a path: new URL() throws on it.
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      return refuse(req, res, 400, "BAD_REQUEST", "the request target is not a path");
+    }
     const path = url.pathname;
 
     if (path.startsWith("/api/")) {
@@ -148,7 +154,7 @@ export function createHttpHandler({ engine, chat, config, metrics, logger }: Htt
     route(req, res).catch((err: unknown) => {
       if (res.headersSent) return void res.destroy();
       if (err instanceof EngineUnavailableError) return refuse(req, res, 503, "UNAVAILABLE", "Redis is unreachable");
-      logger.error({ err: err instanceof Error ? err.message : String(err), path: new URL(req.url ?? "/", "http://localhost").pathname }, "HTTP request failed");
+      logger.error({ err: err instanceof Error ? err.message : String(err), path: (req.url ?? "/").split("?")[0]!.slice(0, 200) }, "HTTP request failed");
       refuse(req, res, 500, "INTERNAL", "internal error");
     });
   };

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { connect } from "node:net";
 import WebSocket from "ws";
 import type { ServerMessage } from "../../src/protocol.js";
 import { TestClient } from "../helpers/client.js";
@@ -118,6 +119,18 @@ describe("bad input", () => {
     await watcher.waitFor((m) => m.event === "broadcast_say" && m.data.text === "marker", 10_000, "the marker");
     const fromFlooder = watcher.said().filter((m) => m.username === "flooder").length;
     assert.ok(fromFlooder >= 20 && fromFlooder <= 22, `the room saw ${fromFlooder} flood messages`);
+  });
+
+  it("answers request targets that are not paths with 400 and keeps serving", async () => {
+    for (const target of ["//", "//evil:99999", "//[::1", "///api/rooms"]) {
+      const status = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port: server.port }, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        socket.once("data", (d) => resolve(d.toString().split("\r\n")[0]!));
+        socket.once("error", reject);
+      });
+      assert.match(status, /^HTTP\/1\.1 (400|404) /, target);
+    }
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 
   it("survives deeply nested and odd JSON in payloads", async () => {
