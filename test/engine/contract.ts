@@ -170,6 +170,31 @@ export function engineContract(name: string, factory: EngineFactory): void {
         assert.deepEqual([after.messages.map((m) => m.text), after.truncated], [["m3", "m4"], false]);
         const fromStart = await engine.history("d", { since: "0-0", limit: 50 });
         assert.deepEqual([fromStart.messages.length, fromStart.truncated], [4, false]);
+        // the oldest message deleted: still a known position, also after more messages
+        assert.equal(await engine.deleteMessage("d", sent[0]!.id), true);
+        await engine.publishMessage("d", draft("m5"));
+        const fromOldest = await engine.history("d", { since: sent[0]!.id, limit: 50 });
+        assert.deepEqual([fromOldest.messages.map((m) => m.text), fromOldest.truncated], [["m1", "m3", "m4", "m5"], false]);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("stops counting a deleted id as known once a message after it was trimmed", async () => {
+      const engine = await factory.create({ historySize: 20 });
+      try {
+        const sent = [];
+        for (let i = 0; i < 10; i++) sent.push(await engine.publishMessage("dt", draft(`m${i}`)));
+        assert.equal(await engine.deleteMessage("dt", sent[5]!.id), true);
+        // a deleted id near the head while nothing after it was trimmed yet
+        const before = await engine.history("dt", { since: sent[5]!.id, limit: 50 });
+        assert.equal(before.truncated, false);
+        // then far past it (at least historySize are kept, so push well beyond)
+        for (let i = 10; i < 400; i++) await engine.publishMessage("dt", draft(`m${i}`));
+        const after = await engine.history("dt", { since: sent[5]!.id, limit: 50 });
+        assert.equal(after.truncated, true, "messages after the deleted id were trimmed");
+        assert.equal(after.messages.at(-1)?.text, "m399");
+        assert.equal((await engine.history("dt", { since: "0-0", limit: 50 })).truncated, true);
       } finally {
         await engine.close();
       }

@@ -79,9 +79,10 @@ export class MemoryEngine implements Engine {
     history.lastAt = Date.now();
     // Trim in chunks, not on every message, to keep the push O(1) amortised.
     if (history.messages.length > this.options.historySize * 1.1) {
-      history.messages.splice(0, history.messages.length - this.options.historySize);
-      const first = history.messages[0]!.id;
-      for (const id of history.deleted) if (compareIds(id, first) < 0) history.deleted.delete(id);
+      const trimmed = history.messages.splice(0, history.messages.length - this.options.historySize);
+      // a deleted id older than a trimmed message has lost a message after it: no longer a known position
+      const lastTrimmed = trimmed.at(-1)!.id;
+      for (const id of history.deleted) if (compareIds(id, lastTrimmed) < 0) history.deleted.delete(id);
     }
     this.listeners.get(room)?.({ event: "broadcast_say", data: message }, undefined);
     return message;
@@ -127,7 +128,9 @@ export class MemoryEngine implements Engine {
     }
     const since = query.since;
     if (since === FROM_START) return { messages: kept, truncated: (history?.added ?? 0) > kept.length + (history?.deleted.size ?? 0) };
-    const found = kept.some((m) => m.id === since) || (history?.deleted.has(since) ?? false);
+    // a deleted id is a known position while no message after it is gone from what is kept
+    const lostAfter = all.slice(0, all.length - kept.length).some((m) => compareIds(m.id, since) > 0);
+    const found = kept.some((m) => m.id === since) || ((history?.deleted.has(since) ?? false) && !lostAfter);
     return { messages: kept.filter((m) => compareIds(m.id, since) > 0), truncated: !found };
   }
 

@@ -34,14 +34,39 @@ local function fmt(n) return string.format('%d', n) end
  * Appends a message to the room's history stream and publishes it on the room's channel, in one
  * atomic step: subscribers receive a room's messages in the order of their stream ids, and a
  * message is in the history exactly when it was published.
- * KEYS: stream, deleted set, channel.
+ * KEYS: stream, deleted ids (zset), channel.
  * ARGV: maxlen, username, text, ts, user id ('' without tokens), frame head, frame tail, ttl ms
  * (0: none), publish command. The frame is head .. id .. tail. With a ttl (--history-ttl) every
  * message renews the expiry: a room where nothing is said for that long loses its history.
+ *
+ * While the room has deleted ids, trimming is exact (MAXLEN, not ~) and this script knows the
+ * newest entry it trims: a deleted id older than that has lost a message after it, so it is no
+ * longer a known position (recovering from it is `truncated`); a deleted id newer than every
+ * trimmed entry still is. Without deleted ids the cheaper approximate trim is kept.
  */
 const PUBLISH_MESSAGE = `
+local function seq(id) return tonumber(string.match(id, '-(%d+)$')) end
+local function ms(id) return string.match(id, '^(%d+)') end
 local id
-if ARGV[5] == '' then
+local lastTrimmed
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[1])
+  if over > 0 then
+    local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
+    if #gone > 0 then lastTrimmed = gone[#gone][1] end
+  end
+  if ARGV[5] == '' then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4])
+  else
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'i', ARGV[5])
+  end
+  if lastTrimmed then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ms(lastTrimmed))
+    for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ms(lastTrimmed), ms(lastTrimmed))) do
+      if seq(d) <= seq(lastTrimmed) then redis.call('ZREM', KEYS[2], d) end
+    end
+  end
+elseif ARGV[5] == '' then
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4])
 else
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'u', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'i', ARGV[5])
@@ -55,29 +80,15 @@ return id
 `;
 
 /**
- * Removes a message and tells the room, in one step. Its id is kept in the room's deleted set so
- * that a client recovering with `since` = that id still counts as having a known position; ids
- * older than the first kept message are dropped from the set (nothing can recover from there).
- * KEYS: stream, deleted set, channel. ARGV: id, frame, publish command. Returns 1, or 0 when the
+ * Removes a message and tells the room, in one step. Its id is kept in the room's deleted ids
+ * (a zset scored by the id's milliseconds; pruned by PUBLISH_MESSAGE when trimming passes it) so
+ * that a client recovering with `since` = that id still counts as having a known position.
+ * KEYS: stream, deleted ids, channel. ARGV: id, frame, publish command. Returns 1, or 0 when the
  * history holds no such message.
  */
 const DELETE_MESSAGE = `
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  if #am ~= #bm then return #am < #bm end
-  if am ~= bm then return am < bm end
-  if #as ~= #bs then return #as < #bs end
-  return as < bs
-end
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('SADD', KEYS[2], ARGV[1])
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if first then
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if older(id, first[1]) then redis.call('SREM', KEYS[2], id) end
-  end
-end
+redis.call('ZADD', KEYS[2], string.match(ARGV[1], '^(%d+)'), ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 redis.call(ARGV[3], KEYS[3], ARGV[2])
@@ -87,7 +98,7 @@ return 1
 /**
  * The history after `since`, and whether `since` is a known position. Returns
  * { truncated (0/1), entries }.
- * KEYS: stream, deleted set. ARGV: since, '1' when something may follow since (it is not the
+ * KEYS: stream, deleted ids. ARGV: since, '1' when something may follow since (it is not the
  * largest id: Redis refuses an exclusive range starting there).
  * since "0-0": every kept entry, truncated when the first messages the room ever had are gone
  * (entries added > kept + deleted).
@@ -102,10 +113,10 @@ if since == '0-0' then
     if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'length' then length = info[i + 1] end
   end
   local truncated = 0
-  if added > length + redis.call('SCARD', KEYS[2]) then truncated = 1 end
+  if added > length + redis.call('ZCARD', KEYS[2]) then truncated = 1 end
   return { truncated, redis.call('XRANGE', KEYS[1], '-', '+') }
 end
-local known = #redis.call('XRANGE', KEYS[1], since, since, 'COUNT', 1) > 0 or redis.call('SISMEMBER', KEYS[2], since) == 1
+local known = #redis.call('XRANGE', KEYS[1], since, since, 'COUNT', 1) > 0 or redis.call('ZSCORE', KEYS[2], since) ~= false
 local after = {}
 if ARGV[2] == '1' then after = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end
 if known then return { 0, after } end
