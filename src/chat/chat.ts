@@ -267,6 +267,7 @@ export class Chat {
     };
     const listener: RoomListener = (event, exceptMember) => {
       if (event.event === "kick") return this.closeUser(created, event.data.user, { code: "KICKED", message: "you were removed from this room" });
+      if (event.event === "resync") return void this.resync(name, created);
       if (event.event === "join") created.size++;
       else if (event.event === "broadcast_quit") created.size = Math.max(0, created.size - 1);
       else if (event.event === "presence_diff") created.size = Math.max(0, created.size + event.data.joined.length - event.data.left.length);
@@ -283,6 +284,23 @@ export class Chat {
     created.subscribed.catch(() => {});
     this.rooms.set(name, created);
     return created;
+  }
+
+  /**
+   * After this process's subscription to the room came back (the engine replayed its messages and
+   * deletions): what the gap may have held besides — presence changes, kicks — is refreshed. Each
+   * local member gets the room's presence again, and members banned meanwhile are closed.
+   */
+  private async resync(name: string, room: LocalRoom): Promise<void> {
+    try {
+      const snapshot = await room.presence.get();
+      for (const member of room.members.values()) this.sink.send(member.id, { event: "presence", data: { users: snapshot.users, version: snapshot.version } });
+      const members = [...room.members.values()];
+      const banned = await Promise.all(members.map((m) => this.engine.banned(name, userKey(m))));
+      members.forEach((m, i) => banned[i] && this.sink.close(m.id, { code: "KICKED", message: "you were removed from this room" }, false));
+    } catch {
+      // Redis went again: the next resync does it
+    }
   }
 
   /** Closes this process's connections of the user in the room (and stops its joins under way). */

@@ -35,7 +35,15 @@ export interface PresenceChanges {
  * Signals between processes on a room's channel that are not for members: `kick` (the server API
  * removes a user from the room on every process).
  */
-export type ControlEvent = { event: "kick"; data: { user: string } };
+export type ControlEvent =
+  | { event: "kick"; data: { user: string } }
+  /**
+   * From the engine itself, after this process's subscription to the room was lost and restored
+   * (a dropped connection, a failover, a moved slot) and the messages published meanwhile were
+   * replayed: notices, kicks and presence changes of the gap were not, so whoever holds members
+   * refreshes what depends on them.
+   */
+  | { event: "resync"; data: Record<string, never> };
 
 /** What a room's channel carries: events for members, and control signals. */
 export type RoomTraffic = RoomEvent | ControlEvent;

@@ -129,7 +129,7 @@ describe("Redis engine across processes", () => {
     }
   });
 
-  it("replays the messages a subscriber missed while its connection was lost, exactly once and in order", async () => {
+  it("replays the messages a subscriber missed while its connection was lost, exactly once and in order, then the deletions, then resync", async () => {
     const prefix = `l${randomUUID().slice(0, 8)}:`;
     const publisher = engineOn(prefix);
     const subscriber = engineOn(prefix);
@@ -138,20 +138,25 @@ describe("Redis engine across processes", () => {
     try {
       const rec = recorder();
       await subscriber.subscribe("r", rec.listener);
-      await publisher.publishMessage("r", { username: "p", text: "before", ts: 1 });
+      const before = await publisher.publishMessage("r", { username: "p", text: "before", ts: 1 });
       await rec.waitFor(1);
       const clients = (await admin.client("LIST")) as string;
       const subId = /id=(\d+) .*name=roomcast-sub-(\S+)/
         .exec(clients.split("\n").find((l) => l.includes(`roomcast-sub-${subscriber.nodeId}`)) ?? "")?.[1];
       assert.ok(subId, "found the subscriber's connection");
-      await admin.client("KILL", "ID", subId);
+      await admin.call("CLIENT", "KILL", "ID", subId);
       // Published while the subscriber's connection is down (it reconnects after 100 ms at the soonest).
       for (let i = 0; i < 20; i++) await publisher.publishMessage("r", { username: "p", text: `gap${i}`, ts: 1 });
+      assert.equal(await publisher.deleteMessage("r", before.id), true, "a deletion in the gap");
       await eventually(() => (subscriber.health().ok ? true : undefined), 5000, "the subscriber to reconnect");
       for (let i = 0; i < 5; i++) await publisher.publishMessage("r", { username: "p", text: `after${i}`, ts: 1 });
-      const events = await rec.waitFor(26);
-      const texts = events.map((e) => (e.event.data as ChatMessage).text);
+      await eventually(() => (rec.events.filter((e) => e.event.event === "broadcast_say").length >= 26 ? true : undefined), 5000, "every message");
+      const texts = rec.events.filter((e) => e.event.event === "broadcast_say").map((e) => (e.event.data as ChatMessage).text);
       assert.deepEqual(texts, ["before", ...Array.from({ length: 20 }, (_, i) => `gap${i}`), ...Array.from({ length: 5 }, (_, i) => `after${i}`)]);
+      const kinds = rec.events.map((e) => e.event.event);
+      const resync = kinds.indexOf("resync");
+      assert.ok(resync > kinds.lastIndexOf("delete") && kinds.includes("delete"), `the deletion, then resync: ${kinds.join(",")}`);
+      assert.deepEqual(rec.events.find((e) => e.event.event === "delete")!.event.data, { id: before.id });
     } finally {
       admin.disconnect();
       await Promise.all([publisher.close(), subscriber.close()]);

@@ -97,6 +97,7 @@ export class RedisEngine implements Engine {
       {
         newest: async (room) => ((await this.cmd.xrevrange(this.keys.history(room), "+", "-", "COUNT", 1)) as StreamEntry[])[0]?.[0] ?? "0-0",
         after: async (room, id) => (id === MAX_ID ? [] : ((await this.cmd.xrange(this.keys.history(room), `(${id}`, "+")) as StreamEntry[]).map(toMessage)),
+        deleted: (room) => this.cmd.zrange(this.keys.deleted(room), "0", "-1"),
       },
       options.logger,
     );

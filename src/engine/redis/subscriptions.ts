@@ -33,6 +33,8 @@ export interface HistoryReader {
   newest(room: string): Promise<string>;
   /** Every kept message after `id`, oldest first. */
   after(room: string, id: string): Promise<ChatMessage[]>;
+  /** The ids of the room's deleted messages still within the kept span. */
+  deleted(room: string): Promise<string[]>;
 }
 
 export class RoomSubscriptions {
@@ -120,14 +122,26 @@ export class RoomSubscriptions {
       const s = this.subs.get(room);
       if (s) s.backlog ??= [];
     }
-    try {
-      await this.sub.subscribe(rooms.map((r) => this.keys.channel(r)));
-    } catch {
-      return; // the connection dropped again; the next "restored" tries again
+    // Until every room is subscribed again nothing reaches them: retry (a failover may refuse the
+    // first attempts), while the connection stays up; if it drops, the next "restored" takes over.
+    for (let attempt = 0; ; attempt++) {
+      if (this.closing || !this.sub.ready) return;
+      try {
+        await this.sub.subscribe(this.rooms.map((r) => this.keys.channel(r)));
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, Math.min(200 * (attempt + 1), 2000)));
+      }
     }
     await Promise.all(rooms.map((room) => this.replay(room)));
   }
 
+  /**
+   * The messages published while the room's subscription was lost, then the deletions (a `delete`
+   * of the gap would be lost otherwise: every kept one is told again, harmless for the others),
+   * then `resync` (kicks and presence changes of the gap are not kept: the listener refreshes
+   * them), then the live frames that waited.
+   */
   private async replay(room: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const subscription = this.subs.get(room);
@@ -138,6 +152,8 @@ export class RoomSubscriptions {
             this.deliver(subscription, { event: "broadcast_say", data: message });
           }
         }
+        for (const id of await this.history.deleted(room)) this.deliver(subscription, { event: "delete", data: { id } });
+        this.deliver(subscription, { event: "resync", data: {} });
         const backlog = subscription.backlog;
         subscription.backlog = undefined;
         for (const frame of backlog) this.deliver(subscription, frame);
