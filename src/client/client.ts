@@ -113,7 +113,9 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   /** Who this client is in the room (to recognise its own messages after a reconnect). */
   private identity: PresenceRef;
   /** Messages received since the last reconnect: where an unacknowledged say may have landed. */
-  private recovered: ChatMessage[] = [];
+  private recentOwn: ChatMessage[] = [];
+  /** Timers that come back to the server (a refused handshake or join, tried again): cleared on close. */
+  private readonly retries = new Set<ReturnType<typeof setTimeout>>();
   private finalError: RoomcastError | undefined;
   private authFailures = 0;
 
@@ -254,7 +256,6 @@ export class RoomcastClient extends Emitter<ClientEvents> {
 
   private sendJoin(): void {
     const since = this.lastId;
-    this.recovered = [];
     const payload = since === undefined ? { username: this.identity.username } : { username: this.identity.username, since };
     this.socket
       .timeout(ACK_TIMEOUT_MS)
@@ -266,7 +267,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
           if (FINAL.has(error.code) && error.code !== "RATE_LIMITED") return this.fail(error);
           // UNAVAILABLE (Redis lost) or too many attempts: try again shortly
           this.emit("error", error);
-          setTimeout(() => this.socket.connected && !this.joined && this.sendJoin(), 1000 + Math.random() * 1000);
+          this.later(() => this.socket.connected && !this.joined && this.sendJoin(), 1000 + Math.random() * 1000);
         },
         () => undefined, // no answer: the connection went; the next connect joins again
       );
@@ -302,7 +303,16 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     if (!retry) return this.fail(error);
     this.emit("error", error);
     this.setState("reconnecting");
-    setTimeout(() => this.socket.connect(), 1000 * 2 ** Math.min(this.authFailures, 4) * (0.5 + Math.random()));
+    this.later(() => this.socket.connect(), 1000 * 2 ** Math.min(this.authFailures, 4) * (0.5 + Math.random()));
+  }
+
+  /** Runs `fn` after `ms`, unless the client is closed for good meanwhile. */
+  private later(fn: () => void, ms: number): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      if (!this.finalError) fn();
+    }, ms);
+    this.retries.add(timer);
   }
 
   /** Stops for good with this reason. */
@@ -314,6 +324,8 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private finish(error: RoomcastError): void {
     if (this.stateNow === "closed") return;
     this.finalError = error;
+    for (const timer of this.retries) clearTimeout(timer);
+    this.retries.clear();
     this.joined = false;
     this.setState("closed");
     for (const waiter of this.joinWaiters.splice(0)) waiter.reject(error);
@@ -377,7 +389,11 @@ export class RoomcastClient extends Emitter<ClientEvents> {
       if (this.lastId !== undefined && compareIds(message.id, this.lastId) <= 0) continue;
       this.lastId = message.id;
       this.oldestId ??= message.id;
-      this.recovered.push(message);
+      // Our own messages, kept only while a send of ours waits for its answer: where it may have landed.
+      if (this.outbox.some((item) => item.state === "sending") && userKey(message) === userKey(this.identity)) {
+        this.recentOwn.push(message);
+        if (this.recentOwn.length > 200) this.recentOwn.shift();
+      }
       this.emit("message", message, arrival);
     }
   }
@@ -385,11 +401,12 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   // ---- the outbox ------------------------------------------------------------------------------
 
   /**
-   * After a reconnect: a message sent without an answer either reached the room (it is among the
-   * messages recovered with `since`, from us, with its text) or did not (it is sent again).
+   * After a reconnect: a message sent without an answer either reached the room (it is among our
+   * own messages received since it was sent — live before the connection went, or recovered with
+   * `since` — with its text) or did not (it is sent again).
    */
   private settleUncertain(): void {
-    const mine = this.recovered.filter((m) => userKey(m) === userKey(this.identity));
+    const mine = this.recentOwn;
     for (const item of this.outbox) {
       if (!item.uncertain) continue;
       item.uncertain = false;
@@ -402,7 +419,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
         item.state = "queued";
       }
     }
-    this.recovered = [];
+    if (!this.outbox.some((item) => item.state === "sending")) this.recentOwn = [];
     this.outboxChanged();
   }
 
@@ -420,11 +437,15 @@ export class RoomcastClient extends Emitter<ClientEvents> {
         try {
           ack = (await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("say", { text: item.text })) as Ack;
         } catch {
-          // no answer: the connection went (or is going); settled after the rejoin
+          // No answer: the connection went (or is going), settled after the rejoin. If it still
+          // looks up, it is not carrying anything: drop the transport, so the rejoin comes.
           item.uncertain = true;
+          if (this.socket.connected) (this.socket.io as unknown as { engine?: { close(): void } }).engine?.close();
           return;
         }
         this.outbox.shift();
+        // answered: what arrived of ours meanwhile is no longer a place an unanswered send may be
+        if (!this.outbox.some((other) => other.state === "sending")) this.recentOwn = [];
         if (ack.ok) item.resolve(ack.id!);
         else item.reject(new RoomcastError(ack.error.code, ack.error.message));
         this.outboxChanged();

@@ -185,4 +185,30 @@ describe("the client SDK", () => {
     assert.equal(seen.log.at(-1), "closed KICKED");
     await assert.rejects(erin.say("still here?"), (err: RoomcastError) => err.code === "KICKED");
   });
+  it("keeps nothing per message on a long healthy session, and stays closed once closed (also while a refused handshake waits to be tried again)", async () => {
+    const room = freshRoom();
+    const reader = client(steady.url, { room, username: "reader" });
+    await reader.join();
+    const writer = client(steady.url, { room, username: "writer" });
+    await writer.join();
+    for (let i = 0; i < 20; i++) await writer.say(`m${i}`);
+    await until(() => (reader.state === "connected" ? true : undefined), "connected");
+    // the client holds no list that grows with the messages it has seen (a day open is ~860k)
+    for (const c of [reader, writer]) assert.deepEqual((c as unknown as { recentOwn: unknown[] }).recentOwn, []);
+
+    const limited = await startServe(["--max-connections-per-ip", "1"]);
+    cleanup.add(() => limited.stop());
+    const first = client(limited.url, { room, username: "first" });
+    await first.join();
+    const second = client(limited.url, { room, username: "second" });
+    const refused = new Promise<void>((resolve) => second.on("error", (e) => e.code === "RATE_LIMITED" && resolve()));
+    await withTimeout(refused, 5000, "the per-address refusal");
+    second.close();
+    first.close();
+    // the refused client would have tried again within ~1.5 s: give it 3 s to prove it does not
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(second.state, "closed");
+    const stats = (await (await fetch(`${limited.url}/metrics`)).text()).match(/^roomcast_connections (\d+)/m)?.[1];
+    assert.equal(stats, "0", "no connection came back");
+  });
 });
