@@ -179,7 +179,10 @@ const serveSchema = z.object({
   redisCluster: hostPorts("--redis-cluster").optional(),
   redisPassword: z.string().optional(),
   redisWait: z.string().regex(/^\d{1,2}(:\d{1,6})?$/, { error: "--redis-wait must be REPLICAS or REPLICAS:MS, e.g. 1 or 1:500" }).optional(),
-  redisPrefix: z.string().max(64, { error: "--redis-prefix is at most 64 characters" }),
+  redisPrefix: z
+    .string()
+    .max(64, { error: "--redis-prefix is at most 64 characters" })
+    .regex(/^[^{}\s]*$/, { error: "--redis-prefix may not hold { } (a Redis Cluster's hash tags) or white space" }),
   maxTextLength: int("--max-text-length", 1, 100_000),
   rateLimit: z.coerce.number({ error: "--rate-limit must be a number" }).positive({ error: "--rate-limit must be above 0" }),
   rateBurst: int("--rate-burst", 1, 100_000),

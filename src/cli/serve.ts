@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { ConfigError, resolveServeConfig, serveOptions } from "../config.js";
+import { ConfigError, redisTarget, resolveServeConfig, serveOptions } from "../config.js";
 import { createLogger } from "../log.js";
 import { StartError, startServer } from "../server/app.js";
 import { addOptions, browsableUrl, fail, tell } from "./options.js";
@@ -30,7 +30,8 @@ export function serveCommand(): Command {
         if (err instanceof StartError) fail(err.message);
         throw err;
       }
-      tell(`roomcast listening on ${browsableUrl(config.host, server.port)} (${config.redis ? "redis" : "memory"})`);
+      const where = { single: "redis", sentinel: "redis sentinel", cluster: "redis cluster" }[redisTarget(config)?.kind ?? "single"];
+      tell(`roomcast listening on ${browsableUrl(config.host, server.port)} (${redisTarget(config) ? where : "memory"})`);
       const stop = (signal: string) => {
         logger.info({ signal }, "stopping");
         const force = setTimeout(() => {

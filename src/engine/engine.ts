@@ -41,7 +41,8 @@ export type ControlEvent =
    * From the engine itself, after this process's subscription to the room was lost and restored
    * (a dropped connection, a failover, a moved slot) and the messages published meanwhile were
    * replayed: notices, kicks and presence changes of the gap were not, so whoever holds members
-   * refreshes what depends on them.
+   * refreshes what depends on them. It may also come when nothing was lost (on a Redis Cluster,
+   * whenever the client library restarts its shard subscribers): a refresh, never harmful.
    */
   | { event: "resync"; data: Record<string, never> };
 

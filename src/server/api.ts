@@ -12,11 +12,13 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { z } from "zod";
 import type { Chat } from "../chat/chat.js";
+import { SharedQuery } from "../chat/shared-query.js";
 import { ChatError } from "../chat/errors.js";
 import type { ServeConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
 import { canonicalId, roomId } from "../protocol.js";
 import { textSchema, usernameSchema } from "../protocol-schemas.js";
+import { defaultPage } from "./socket.js";
 
 /** The largest request body read; a larger one is refused without being read whole. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -74,6 +76,13 @@ export function createApi({ engine, chat, config }: ApiDeps) {
   const keyDigest = config.apiKey === undefined ? undefined : digest(config.apiKey);
   const privateReads = config.apiKey !== undefined || config.authSecret !== undefined || config.authPublicKey !== undefined;
   const messageBody = postMessageBody(config.maxTextLength);
+  /**
+   * The list of rooms reads every room's presence (a SCAN and a read per room), and in the open
+   * chat anyone may ask for it as often as they like: requests that come while one read runs share
+   * the next one (each answer read after its request came), so a flood costs two reads at a time.
+   */
+  const roomList = new SharedQuery(() => engine.rooms());
+  const rooms = () => roomList.get();
 
   /** Throws 401 unless the request carries the key (Bearer, any case), compared in constant time. */
   function requireKey(req: IncomingMessage): void {
@@ -128,7 +137,7 @@ export function createApi({ engine, chat, config }: ApiDeps) {
     if (path === "/api/rooms" || path === "/api/stats") {
       if (!read) return methodNotAllowed("GET");
       if (privateReads) requireKey(req);
-      return { status: 200, body: path === "/api/rooms" ? { rooms: await engine.rooms() } : await engine.stats() };
+      return { status: 200, body: path === "/api/rooms" ? { rooms: await rooms() } : await engine.stats() };
     }
 
     const roomRead = /^\/api\/rooms\/([^/]+)\/(history|presence)$/.exec(path);
@@ -138,7 +147,7 @@ export function createApi({ engine, chat, config }: ApiDeps) {
       const id = room(roomRead[1]!);
       if (roomRead[2] === "presence") return { status: 200, body: await engine.presenceSnapshot(id) };
       const rawLimit = url.searchParams.get("limit");
-      const limit = rawLimit === null ? config.historyOnJoin : Number(rawLimit);
+      const limit = rawLimit === null ? defaultPage(config) : Number(rawLimit);
       if (!Number.isInteger(limit) || limit < 1 || limit > config.historySize) {
         return refusal(400, "BAD_LIMIT", `limit must be a whole number from 1 to ${config.historySize}`);
       }

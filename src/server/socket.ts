@@ -171,14 +171,18 @@ export function wireSockets({ io, guard, chat, engine, config, verifier, metrics
     const identity = socket.data.identity as Identity | undefined;
     // A token's `exp` passing on an open connection: told, and a transport close, so that a
     // client whose `auth` is a function reconnects with a fresh token (and recovers with `since`).
-    const expiry = identity
-      ? setTimeout(() => {
-          if (!guard.admit(socket)) return;
-          metrics.refusals.inc({ code: "TOKEN_EXPIRED" });
-          socket.emit(SERVER_EVENT, { event: "error", data: { code: "TOKEN_EXPIRED", message: "your token has expired: reconnect with a fresh one" } } satisfies ServerMessage);
-          socket.conn.close();
-        }, Math.min(Math.max(0, identity.expiresAt - Date.now()), 2 ** 31 - 1))
-      : undefined;
+    let expiry: NodeJS.Timeout | undefined;
+    const expireAt = (at: number) => {
+      // a timer can wait at most 2^31 − 1 ms (24.8 days): a longer-lived token re-arms it
+      expiry = setTimeout(() => {
+        if (Date.now() < at) return expireAt(at);
+        if (!guard.admit(socket)) return;
+        metrics.refusals.inc({ code: "TOKEN_EXPIRED" });
+        socket.emit(SERVER_EVENT, { event: "error", data: { code: "TOKEN_EXPIRED", message: "your token has expired: reconnect with a fresh one" } } satisfies ServerMessage);
+        socket.conn.close();
+      }, Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+    };
+    if (identity) expireAt(identity.expiresAt);
 
     /** The joined member; waits for a join still under way (the article's client says right after join). */
     const joined = async (): Promise<Member> => {
@@ -228,7 +232,7 @@ export function wireSockets({ io, guard, chat, engine, config, verifier, metrics
       if (!historyBucket.take()) throw new ChatError("RATE_LIMITED", "too many history requests, slow down");
       const p = parse(payloadSchema, payload, "BAD_PAYLOAD");
       const before = parse(messageIdSchema, p["before"], "BAD_PAYLOAD");
-      const limit = parse(historyLimitSchema(config.historySize), p["limit"] ?? config.historyOnJoin, "BAD_PAYLOAD");
+      const limit = parse(historyLimitSchema(config.historySize), p["limit"] ?? defaultPage(config), "BAD_PAYLOAD");
       const member = await joined();
       const page = await chat.older(member.room, before, limit);
       return { messages: page.messages, more: page.more };
@@ -285,6 +289,11 @@ export function wireSockets({ io, guard, chat, engine, config, verifier, metrics
   return async () => {
     await Promise.allSettled([...leaving]);
   };
+}
+
+/** A history page without a limit: as many as a join gets, 1 at the least, the history size at the most. */
+export function defaultPage(config: Pick<ServeConfig, "historyOnJoin" | "historySize">): number {
+  return Math.max(1, Math.min(config.historyOnJoin || 50, config.historySize));
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, code: ErrorCode): z.infer<T> {

@@ -83,4 +83,32 @@ describe("presence after a process dies", () => {
     const history = await back.waitFor(is("history"));
     assert.deepEqual([history.data.messages, history.data.truncated], [[], false]);
   });
+
+  it("puts back the members of a process that was only paused past the TTL (taken for dead), announced as a rejoin", async () => {
+    const watcher = new TestClient(b.url, "paused");
+    cleanup.add(() => watcher.close());
+    assert.deepEqual(await watcher.join("watcher"), { ok: true });
+    const sleeper = new TestClient(c.url, "paused");
+    cleanup.add(() => sleeper.close());
+    assert.deepEqual(await sleeper.join("sleeper"), { ok: true });
+    await watcher.waitFor((m) => m.event === "join" && m.data.username === "sleeper");
+    // c freezes (a long GC, a VM paused): its heartbeat stops, and b takes its members out
+    c.process.kill("SIGSTOP");
+    try {
+      await watcher.waitFor((m) => m.event === "presence_diff" && m.data.left.some((r) => r.username === "sleeper"), (TTL_S + 5) * 1000, "the sleeper taken out");
+    } finally {
+      c.process.kill("SIGCONT");
+    }
+    // c wakes, finds itself taken for dead, and puts its members back
+    const back = await watcher.waitFor(
+      (m) => m.event === "presence_diff" && m.data.joined.some((r) => r.username === "sleeper"),
+      (TTL_S + 5) * 1000,
+      "the sleeper back",
+    );
+    assert.equal(back.event === "presence_diff" && back.data.joined.find((r) => r.username === "sleeper")?.rejoin, true);
+    assert.deepEqual(believedPresence(watcher.inbox), new Map([["sleeper", 1], ["watcher", 1]]));
+    // and it is still served
+    assert.ok((await sleeper.request("say", { text: "still here" })).ok);
+    await watcher.waitFor((m) => m.event === "broadcast_say" && m.data.text === "still here");
+  });
 });

@@ -14,14 +14,21 @@ export interface EngineFactory {
   create(options: { historySize: number }): Promise<Engine>;
 }
 
-/** Collects what a listener receives and lets a test wait for a count. */
+/**
+ * Collects what a listener receives and lets a test wait for a count. `events` leaves out `resync`
+ * (a hint to refresh, which an engine may give at any time, also when nothing was lost: on a Redis
+ * Cluster whenever ioredis restarts its shard subscribers); `all` keeps everything.
+ */
 export function recorder() {
   const events: { event: RoomTraffic; except: string | undefined }[] = [];
+  const all: { event: RoomTraffic; except: string | undefined }[] = [];
   let wake: (() => void) | undefined;
   return {
     events,
+    all,
     listener: (event: RoomTraffic, except: string | undefined) => {
-      events.push({ event, except });
+      all.push({ event, except });
+      if (event.event !== "resync") events.push({ event, except });
       wake?.();
     },
     async waitFor(count: number, ms = 5000) {

@@ -48,7 +48,9 @@ export function redisKeys(prefix: string, hashTags: boolean): RedisKeys {
     channel: (room) => `${channelPrefix}${tag(room)}`,
     presence: (room) => `${presencePrefix}${tag(room)}`,
     version: (room) => `${prefix}presence-version:${tag(room)}`,
-    ban: (room, user) => `${prefix}ban:${tag(room)}:${user}`,
+    // the user id percent-encoded: a room id may hold ":" and so may a user id; encoded, the user
+    // part holds none, so `team` + `org:alice` and `team:org` + `alice` are two keys
+    ban: (room, user) => `${prefix}ban:${tag(room)}:${encodeURIComponent(user)}`,
     roomOfChannel: (channel) => (channel.startsWith(channelPrefix) ? untag(channel.slice(channelPrefix.length)) : undefined),
     presencePattern: `${glob}presence:*`,
     roomOfPresence: (key) => (key.startsWith(presencePrefix) ? untag(key.slice(presencePrefix.length)) : undefined),

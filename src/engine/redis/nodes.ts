@@ -41,7 +41,7 @@ export class NodeRegistry {
   /** Registers this process and starts the heartbeat and the reaper. */
   async start(): Promise<void> {
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch(() => {}), Math.max(250, this.ttlMs / 3));
+    this.heartbeat = setInterval(() => void this.beat().then(() => this.afterBeat?.(), () => {}), Math.max(250, this.ttlMs / 3));
     this.heartbeat.unref();
     this.reaper = setInterval(() => void this.reap(), Math.min(REAP_INTERVAL_MS, this.ttlMs / 3));
     this.reaper.unref();
@@ -75,11 +75,26 @@ export class NodeRegistry {
     return { nodes, connections };
   }
 
-  beat(): Promise<number> {
-    return this.call(() =>
-      this.cmd.rcHeartbeat(this.keys.nodes, this.keys.connections, this.keys.nodeRooms(this.nodeId), this.nodeId, this.ttlMs, this.connections),
-    );
+  /**
+   * Renews this process's record. After the first beat, finding itself missing means another
+   * process declared it dead (a pause longer than the TTL: GC, SIGSTOP, a VM frozen) and took its
+   * members out of presence: `onRevived` puts them back.
+   */
+  async beat(): Promise<number> {
+    const added = await this.call(() => this.cmd.rcHeartbeat(this.keys.nodes, this.keys.connections, this.nodeId, this.ttlMs, this.connections));
+    if (added === 1 && this.beaten && !this.stopped) {
+      this.logger.warn({ node: this.nodeId }, "this process had been taken for dead (a pause longer than --node-ttl): putting its members back in presence");
+      this.onRevived?.();
+    }
+    this.beaten = true;
+    return added;
   }
+
+  /** Called after each periodic heartbeat that reached Redis; set by the engine. */
+  afterBeat: (() => void) | undefined;
+  /** Called when this process finds it was taken for dead; set by the engine. */
+  onRevived: (() => void) | undefined;
+  private beaten = false;
 
   /** Claims the dead processes and takes their members out of presence, room by room. */
   private async reap(): Promise<void> {

@@ -39,17 +39,31 @@ export class RedisPresence {
     return this.topology.cmd;
   }
 
+  /** Removals that failed while the connection stayed up are tried again at each heartbeat. */
+  async retryRemovals(): Promise<void> {
+    if (this.pendingRemovals.size === 0) return;
+    const removals = [...this.pendingRemovals];
+    this.pendingRemovals.clear();
+    await Promise.all(
+      removals.flatMap(([room, fields]) =>
+        [...fields].map((field) => this.cmd.rcPresenceRemove(...this.roomKeys(room), field, "", "", this.topology.publish).then(() => undefined, () => this.removeLater(room, [field]))),
+      ),
+    );
+  }
+
   async add(room: string, entry: PresenceEntry, announce: { ts: number; rejoin: boolean } | undefined): Promise<number> {
     const value = JSON.stringify(presenceRef(entry));
     const [head, tail] = announce
       ? [`{"event":"join","data":${value.slice(0, -1)},"ts":${announce.ts}${announce.rejoin ? ',"rejoin":true' : ""},"version":`, "}}"]
       : ["", ""];
-    await this.registerRoom(room);
+    this.registerRoom(room);
     this.remember(room, entry.member, value);
     try {
       return await this.call(() => this.cmd.rcPresenceAdd(...this.roomKeys(room), this.field(entry.member), value, head, tail, this.topology.publish));
     } catch (err) {
       this.forget(room, entry.member);
+      // a timeout may have been applied after all: make sure the entry does not stay behind
+      this.removeLater(room, [this.field(entry.member)]);
       throw err;
     }
   }
@@ -83,7 +97,7 @@ export class RedisPresence {
       joinedArgs.push(this.field(entry.member), value);
       joined.push(entry.rejoin ? `${value.slice(0, -1)},"rejoin":true}` : value);
     }
-    if (changes.joined.length > 0) await this.registerRoom(room);
+    if (changes.joined.length > 0) this.registerRoom(room);
     const head = `{"event":"presence_diff","data":{"joined":[${joined.join(",")}],"left":[${left.join(",")}],"ts":${changes.ts},"version":`;
     await this.call(() =>
       this.cmd.rcPresenceChange(...this.roomKeys(room), head, "}}", this.topology.publish, changes.joined.length, ...joinedArgs, ...leftFields),
@@ -135,8 +149,12 @@ export class RedisPresence {
     this.local.clear();
   }
 
-  /** After the command connection came back (Redis may have restarted empty): register again, silently. */
-  async restore(): Promise<void> {
+  /**
+   * After the command connection came back (Redis may have restarted empty): register again,
+   * silently (members never saw these entries go). With `announce` — this process had been taken
+   * for dead and its members announced gone — each room is told they are back, as a rejoin.
+   */
+  async restore(announce = false): Promise<void> {
     const removals = [...this.pendingRemovals];
     this.pendingRemovals.clear();
     const calls: Promise<unknown>[] = [];
@@ -145,7 +163,14 @@ export class RedisPresence {
     }
     for (const [room, members] of this.local) {
       calls.push(this.cmd.sadd(this.keys.nodeRooms(this.nodeId), room));
-      for (const [member, value] of members) calls.push(this.cmd.rcPresenceAdd(...this.roomKeys(room), this.field(member), value, "", "", this.topology.publish));
+      if (announce) {
+        const pairs = [...members].flatMap(([member, value]) => [this.field(member), value]);
+        const joined = [...members.values()].map((value) => `${value.slice(0, -1)},"rejoin":true}`);
+        const head = `{"event":"presence_diff","data":{"joined":[${joined.join(",")}],"left":[],"ts":${Date.now()},"version":`;
+        calls.push(this.cmd.rcPresenceChange(...this.roomKeys(room), head, "}}", this.topology.publish, members.size, ...pairs));
+      } else {
+        for (const [member, value] of members) calls.push(this.cmd.rcPresenceAdd(...this.roomKeys(room), this.field(member), value, "", "", this.topology.publish));
+      }
     }
     const failed = (await Promise.allSettled(calls)).find((r) => r.status === "rejected");
     if (failed) {
@@ -158,9 +183,11 @@ export class RedisPresence {
    * Lists the room among this node's rooms before its first entry there, so that if the node
    * dies its entries are found (a room listed without entries costs one empty look).
    */
-  private async registerRoom(room: string): Promise<void> {
-    if (this.local.has(room)) return;
-    await this.call(() => this.cmd.sadd(this.keys.nodeRooms(this.nodeId), room));
+  private registerRoom(room: string): void {
+    // Every time, not only for a room's first entry: a concurrent removal of the room's last entry
+    // may be taking it out of the set right now. Not awaited: on one connection it runs before the
+    // presence script sent after it (and if Redis is unreachable that script fails too).
+    void this.cmd.sadd(this.keys.nodeRooms(this.nodeId), room).catch(() => {});
   }
 
   private remember(room: string, member: string, value: string): void {

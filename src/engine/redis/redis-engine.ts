@@ -118,6 +118,8 @@ export class RedisEngine implements Engine {
       throw new EngineUnavailableError(`cannot reach Redis at ${this.topology.where}: ${describe(this.lastError ?? err)}`, { cause: err });
     }
     this.started = true;
+    this.nodes.onRevived = () => void this.presenceStore.restore(true);
+    this.nodes.afterBeat = () => void this.presenceStore.retryRemovals();
     await this.nodes.start();
     const log = this.options.logger;
     let reported = false;
@@ -239,6 +241,8 @@ export class RedisEngine implements Engine {
   async history(room: string, query: HistoryQuery): Promise<HistoryData> {
     const key = this.keys.history(room);
     if (query.since === undefined) {
+      // nothing is before the smallest id (and Redis refuses an exclusive range ending there)
+      if (query.before === "0-0") return { messages: [], truncated: false };
       const end = query.before === undefined ? "+" : `(${query.before}`;
       // the largest id has no id before it that Redis would take as exclusive end: "+" is the same
       const entries = (await this.call(() =>

@@ -204,17 +204,18 @@ return #left
 `;
 
 /**
- * Marks a node alive until now + ttl, records its connection count, and keeps the list of rooms
- * it has members in alive as long as it is.
- * KEYS: nodes zset, connections hash, the node's rooms set. ARGV: node, ttl ms, connections.
+ * Marks a node alive until now + ttl and records its connection count. Returns 1 when the node
+ * was not in the live set (its first beat — or it was declared dead meanwhile: a pause longer
+ * than the TTL, and another process took its members out of presence; it must put them back).
+ * KEYS: nodes zset, connections hash. ARGV: node, ttl ms, connections.
+ * (The node's rooms set has no expiry: whoever reaps a dead node, or the node stopping, deletes it.)
  */
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]) * 20)
-return 1
+return added
 `;
 
 /**
@@ -270,7 +271,7 @@ export const SCRIPTS = {
   rcPresenceChange: [3, PRESENCE_CHANGE],
   rcPresenceList: [2, PRESENCE_LIST],
   rcReapRoom: [3, REAP_ROOM],
-  rcHeartbeat: [3, HEARTBEAT],
+  rcHeartbeat: [2, HEARTBEAT],
   rcClaimDeadNodes: [3, CLAIM_DEAD_NODES],
   rcStats: [2, STATS],
   rcNodeRemove: [3, NODE_REMOVE],
@@ -289,7 +290,7 @@ declare module "ioredis" {
     rcPresenceChange(hash: string, version: string, channel: string, ...args: Arg[]): Result<number, Context>;
     rcPresenceList(hash: string, version: string): Result<[number, string[]], Context>;
     rcReapRoom(hash: string, version: string, channel: string, prefix: string, ts: number, publish: string): Result<number, Context>;
-    rcHeartbeat(nodes: string, connections: string, rooms: string, node: string, ttl: number, count: number): Result<number, Context>;
+    rcHeartbeat(nodes: string, connections: string, node: string, ttl: number, count: number): Result<number, Context>;
     rcClaimDeadNodes(nodes: string, connections: string, reaping: string, lease: number): Result<string[], Context>;
     rcStats(nodes: string, connections: string): Result<[number, number], Context>;
     rcNodeRemove(nodes: string, connections: string, rooms: string, node: string): Result<number, Context>;
