@@ -24,10 +24,16 @@
  * to OUT (default bench/results). RENDER=bench/results/redis.json: no run, the tables and the chart
  * again from the runs saved there.
  *
+ * Settings (environment): ROUNDS (3), DURATION (10 s per window), WARMUP (2 s), IDLE (5 s), ROOMS
+ * (500), CLIENTS (4 per room), SENDERS (every client), RATE (1000 messages/s), STEPS
+ * (500,750,1000,1500,2000,3000,4000,6000 messages/s), PROCS (2 generator processes), ROOMCAST_ARGS
+ * (more options for roomcast), OUT, RENDER.
+ *
  * Limits: the generator, roomcast and every Redis share this machine's cores, so the Cluster's
  * three masters have no more CPU than one Redis has; CPU per message compares, throughput shows
- * what this machine does. Redis's background work in the window (roomcast's heartbeats, the
- * Cluster's gossip, replication) is counted in its CPU, and spread over the messages.
+ * what this machine does. Redis's background work in a window (roomcast's heartbeats, the
+ * Cluster's gossip, replication pings) is in its CPU and spread over the messages: IDLE seconds
+ * with roomcast up and nothing sent, before each cost run, measure it ("of which without traffic").
  */
 import { realpathSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
@@ -61,6 +67,11 @@ export interface Plan {
   /** Measured seconds of each run, after `warmupS` of sending. */
   durationS: number;
   warmupS: number;
+  /**
+   * Seconds of Redis's CPU measured with roomcast up and no traffic, before each cost run: the
+   * background (heartbeats, the Cluster's gossip, replication pings) the per-message figures hold.
+   */
+  idleS: number;
   rooms: number;
   /** Clients per room; `senders` of them send. */
   clients: number;
@@ -242,6 +253,8 @@ export const holds = (r: BenchReport, limits: Limits): boolean => r.deliveryRati
 export interface CostRun extends Measured {
   system: SystemName;
   round: number;
+  /** Redis's CPU over `seconds` without traffic, just before: the masters summed, the replicas summed. */
+  idle: { seconds: number; mastersCpuS: number; replicasCpuS: number };
 }
 
 export interface SaturationRun {
@@ -274,8 +287,9 @@ export async function measureAll(plan: Plan, say: (line: string) => void = () =>
           const system = systemOf(topology, wait);
           const { child, urls } = await startRoomcast(d, wait, plan);
           try {
+            const idle = await idleWindow(d, plan.idleS);
             const m = await measure(d, urls, plan, plan.rate, `r${round}-${system}-${tag()}`);
-            runs.cost.push({ system, round, ...m });
+            runs.cost.push({ system, round, idle, ...m });
             say(`round ${round} ${SYSTEMS[system].label.padEnd(28)} ${describe(m)}`);
             if (!wait) runs.saturation.push(await stepUp(d, urls, plan, system, round, say));
           } finally {
@@ -288,6 +302,17 @@ export async function measureAll(plan: Plan, say: (line: string) => void = () =>
     }
   }
   return runs;
+}
+
+/** Redis's CPU over `seconds` with nothing sent (a measuring window: there is no event to wait for). */
+async function idleWindow(d: Deployment, seconds: number): Promise<CostRun["idle"]> {
+  const read = () => Promise.all([...d.masters, ...d.replicas].map(readNode));
+  const before = await read();
+  const started = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const after = await read();
+  const cpu = (from: number, to: number) => after.slice(from, to).reduce((n, x, i) => n + x.cpuS - before[from + i]!.cpuS, 0);
+  return { seconds: (performance.now() - started) / 1000, mastersCpuS: cpu(0, d.masters.length), replicasCpuS: cpu(d.masters.length, after.length) };
 }
 
 /** The rates of `plan.steps` one after another on the same processes, until one does not hold. */
@@ -350,6 +375,8 @@ export interface CostRow {
   p50: number;
   p99: number;
   redisMsPer1000: number;
+  /** Of `redisMsPer1000`, what the masters spent without traffic, over as long a window. */
+  redisIdleMsPer1000: number;
   shardsMsPer1000: number[];
   shardsShare: number[];
   replicasMsPer1000: number;
@@ -390,6 +417,7 @@ export function costRows(runs: Runs): CostRow[] {
       p50: median(rs.map((r) => r.report.latencyMs.p50)),
       p99: median(rs.map((r) => r.report.latencyMs.p99)),
       redisMsPer1000: median(f.map((x) => x.redisMsPer1000)),
+      redisIdleMsPer1000: median(rs.map((r, i) => (r.idle.mastersCpuS / r.idle.seconds) * r.report.options.durationS * 1e6 / f[i]!.messages)),
       shardsMsPer1000: perShard((x) => x.shardsMsPer1000),
       shardsShare: perShard((x) => x.shardsShare),
       replicasMsPer1000: median(f.map((x) => x.replicasMsPer1000)),
@@ -429,6 +457,7 @@ export function saturationRows(runs: Runs, limits: Limits): SaturationRow[] {
 
 const n1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 const n2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "–");
+const cores = (pct: number) => (Number.isFinite(pct) ? `${Math.round(pct)}% of a core` : "–");
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : "–");
 
 export function tables(runs: Runs, plan: Plan): string {
@@ -438,13 +467,13 @@ export function tables(runs: Runs, plan: Plan): string {
   out.push(
     `At ${plan.rate} messages/s (${plan.rooms} rooms × ${plan.clients} clients, ${Math.min(plan.senders, plan.clients)} sending; ${plan.durationS} s windows), medians of ${plan.rounds} round(s):`,
     "",
-    "| system | messages/s | delivered | p50 ms | p99 ms | Redis CPU ms per 1000 messages (masters) | per shard: ms per 1000 of its messages (its share) | replicas ms per 1000 | roomcast CPU µs per message | lost / dup / out of order | short WAITs |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| system | messages/s | delivered | p50 ms | p99 ms | Redis CPU ms per 1000 messages (masters) | of which without traffic | per shard: ms per 1000 of its messages (its share) | replicas ms per 1000 | roomcast CPU µs per message | lost / dup / out of order | short WAITs |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   );
   for (const r of cost) {
     const shards = r.shardsMsPer1000.length > 1 ? r.shardsMsPer1000.map((v, i) => `${n1(v)} (${Math.round((r.shardsShare[i] ?? NaN) * 100)}%)`).join(" / ") : "–";
     out.push(
-      `| ${r.label} | ${Math.round(r.messagesPerS)} | ${pct(r.deliveryRatio)} | ${r.p50} | ${r.p99} | ${n1(r.redisMsPer1000)} | ${shards} | ${n1(r.replicasMsPer1000)} | ${n1(r.roomcastUsPerMessage)} | ${r.lost} / ${r.duplicated} / ${r.outOfOrder} | ${r.waitShort} |`,
+      `| ${r.label} | ${Math.round(r.messagesPerS)} | ${pct(r.deliveryRatio)} | ${r.p50} | ${r.p99} | ${n1(r.redisMsPer1000)} | ${n1(r.redisIdleMsPer1000)} | ${shards} | ${n1(r.replicasMsPer1000)} | ${n1(r.roomcastUsPerMessage)} | ${r.lost} / ${r.duplicated} / ${r.outOfOrder} | ${r.waitShort} |`,
     );
   }
   out.push(
@@ -456,7 +485,7 @@ export function tables(runs: Runs, plan: Plan): string {
   );
   for (const r of saturation) {
     out.push(
-      `| ${r.label} | ${r.highestHeld > 0 ? r.highestHeld : `below ${plan.steps[0]}`} | ${r.perRound.map((x) => x ?? "–").join(", ")} | ${r.notHeld.join("; ")} | ${Math.round(r.redisCpuPct)}% of a core | ${Math.round(r.roomcastCpuPct)}% of a core |`,
+      `| ${r.label} | ${r.highestHeld > 0 ? r.highestHeld : `below ${plan.steps[0]}`} | ${r.perRound.map((x) => x ?? "–").join(", ")} | ${r.notHeld.join("; ")} | ${cores(r.redisCpuPct)} | ${cores(r.roomcastCpuPct)} |`,
     );
   }
   out.push("", `The cost of --redis-wait 1 at ${plan.rate} messages/s (without → with, and the ratio):`, "", "| Redis | p50 ms | p99 ms | roomcast CPU µs per message | Redis masters' CPU ms per 1000 messages | replicas' CPU ms per 1000 messages |", "|---|---|---|---|---|---|");
@@ -580,7 +609,7 @@ function planFromEnv(): Plan {
     if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number, not ${value}`);
     return value;
   };
-  const steps = (process.env["STEPS"] ?? "1000,1500,2000,3000,4000,6000,8000").split(",").map((s) => Number(s.trim()));
+  const steps = (process.env["STEPS"] ?? "500,750,1000,1500,2000,3000,4000,6000").split(",").map((s) => Number(s.trim()));
   if (steps.length === 0 || steps.some((s) => !Number.isFinite(s) || s <= 0) || steps.some((s, i) => i > 0 && s <= steps[i - 1]!)) {
     throw new Error(`STEPS must be rising messages/s, comma-separated, not ${JSON.stringify(process.env["STEPS"])}`);
   }
@@ -589,6 +618,7 @@ function planFromEnv(): Plan {
     rounds: whole("ROUNDS", 3, 1),
     durationS: envNumber("DURATION", 10, 0.5),
     warmupS: envNumber("WARMUP", 2, 0),
+    idleS: envNumber("IDLE", 5, 0.5),
     rooms: whole("ROOMS", 500, 1),
     clients,
     senders: whole("SENDERS", clients, 1),

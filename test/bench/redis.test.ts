@@ -22,6 +22,7 @@ const plan: Plan = {
   rounds: 1,
   durationS: 0.6,
   warmupS: 0.3,
+  idleS: 0.5,
   // 30 rooms: each of the 3 shards gets some (all 30 on two of them: (2/3)^30 ≈ 5e-6)
   rooms: 30,
   clients: 2,
@@ -54,6 +55,7 @@ describe("npm run bench:redis", () => {
       const sent = r.report.offeredPerS * r.report.options.durationS;
       assert.ok(Math.abs(messages - sent) <= Math.max(6, sent * 0.25), `Redis stored ${messages} messages in the window, the generator sent ${sent}`);
       assert.ok(r.replicasCpuS > 0, `the replicas replicate: ${what}`);
+      assert.ok(r.idle.seconds >= 0.5 && r.idle.mastersCpuS >= 0 && r.idle.replicasCpuS >= 0, JSON.stringify(r.idle));
       // WAIT once per message on the message's own master with --redis-wait 1, never without;
       // every WAIT confirmed by a replica in time
       for (const s of r.shards) {
@@ -78,8 +80,8 @@ describe("npm run bench:redis", () => {
     const lines = printed.split("\n");
     for (const system of Object.values(SYSTEMS)) assert.ok(lines.some((l) => l.startsWith(`| ${system.label} |`)), `a row for ${system.label}:\n${printed}`);
     // per shard: three figures for the Cluster, none for one Redis
-    assert.equal(lines.find((l) => l.startsWith("| Cluster 3+3 | "))!.split("|")[7]!.split(" / ").length, 3, printed);
-    assert.equal(lines.find((l) => l.startsWith("| one Redis | "))!.split("|")[7]!.trim(), "–", printed);
+    assert.equal(lines.find((l) => l.startsWith("| Cluster 3+3 | "))!.split("|")[8]!.split(" / ").length, 3, printed);
+    assert.equal(lines.find((l) => l.startsWith("| one Redis | "))!.split("|")[8]!.trim(), "–", printed);
     assert.ok(lines.some((l) => l.startsWith("| one Redis | 60 | 60 | none (every step held) |")), printed);
     const svg = readFileSync(join(dir, "redis.svg"), "utf8");
     assert.match(svg, /^<svg /);
