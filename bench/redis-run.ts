@@ -232,6 +232,7 @@ async function measure(d: Deployment, urls: string[], plan: Plan, messagesPerS: 
     (plan.durationS + plan.warmupS) * 1000 + 180_000,
     `no result from the bench at ${messagesPerS} messages/s after ${plan.durationS + plan.warmupS + 180} s`,
   );
+  if (before.length === 0 || after.length === 0) throw new Error("the bench's window was not read at both ends (roomcast bench called no onWindow)");
   const failedOver = d.masters.filter((_, i) => after[i]?.role !== "master");
   if (failedOver.length > 0) throw new Error(`${failedOver.join(", ")} was no longer a master at the end of the window (a failover): the run does not count`);
   const shards = d.masters.map((address, i) => ({
@@ -501,8 +502,8 @@ export function tables(runs: Runs, plan: Plan): string {
 
 /** Bars in groups, one panel per figure; each series has its colour. */
 interface Panel {
+  /** With its unit. */
   title: string;
-  unit: string;
   groups: { label: string; bars: { series: string; value: number }[] }[];
 }
 
@@ -514,7 +515,7 @@ function esc(s: string): string {
 
 function renderPanels(panels: Panel[]): string {
   const groupW = 220, barW = 60, panelH = 200, top = 50, left = 40;
-  const width = left + Math.max(...panels.map((p) => p.groups.length)) * groupW + 40;
+  const width = Math.max(760, left + Math.max(...panels.map((p) => p.groups.length)) * groupW + 40);
   const height = top + panels.length * (panelH + 60);
   const series = Object.keys(SERIES_COLORS);
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`];
@@ -522,7 +523,7 @@ function renderPanels(panels: Panel[]): string {
   panels.forEach((panel, p) => {
     const y0 = top + p * (panelH + 60);
     const max = Math.max(...panel.groups.flatMap((g) => g.bars.map((b) => b.value)).filter(Number.isFinite), 1e-9);
-    out.push(`<text x="${left}" y="${y0 + 12}" font-weight="bold">${esc(panel.title)}</text>`, `<text x="${width - 10}" y="${y0 + 12}" text-anchor="end" fill="#666">${esc(panel.unit)}</text>`);
+    out.push(`<text x="${left}" y="${y0 + 12}" font-weight="bold">${esc(panel.title)}</text>`);
     panel.groups.forEach((g, gi) => {
       const gx = left + gi * groupW;
       g.bars.forEach((b, i) => {
@@ -552,13 +553,22 @@ export function chart(runs: Runs, plan: Plan): string {
       }),
     }));
   return renderPanels([
-    { title: `Redis CPU per 1000 messages, masters summed, at ${plan.rate} messages/s (lower is better)`, unit: "ms", groups: groups((r) => r.redisMsPer1000) },
-    { title: "roomcast CPU per message, both workers (lower is better)", unit: "µs", groups: groups((r) => r.roomcastUsPerMessage) },
-    { title: "p50 latency (lower is better)", unit: "ms", groups: groups((r) => r.p50) },
-    { title: "p99 latency (lower is better)", unit: "ms", groups: groups((r) => r.p99) },
+    { title: `Redis CPU ms per 1000 messages, masters summed, at ${plan.rate} messages/s (lower is better)`, groups: groups((r) => r.redisMsPer1000) },
     {
-      title: `highest message rate with p99 ≤ ${plan.limits.maxP99Ms} ms and ${plan.limits.minRatio * 100}% delivered (higher is better)`,
-      unit: "messages/s",
+      title: "Cluster: each shard's Redis CPU ms per 1000 of its own messages (lower is better)",
+      groups: [0, 1, 2].map((shard) => ({
+        label: `shard ${shard + 1}`,
+        bars: (["cluster", "cluster-wait"] as const).map((system) => ({
+          series: system === "cluster" ? "without --redis-wait" : "--redis-wait 1",
+          value: cost.find((r) => r.system === system)?.shardsMsPer1000[shard] ?? NaN,
+        })),
+      })),
+    },
+    { title: `roomcast CPU µs per message, both workers, at ${plan.rate} messages/s (lower is better)`, groups: groups((r) => r.roomcastUsPerMessage) },
+    { title: `p50 latency, ms, at ${plan.rate} messages/s (lower is better)`, groups: groups((r) => r.p50) },
+    { title: `p99 latency, ms, at ${plan.rate} messages/s (lower is better)`, groups: groups((r) => r.p99) },
+    {
+      title: `highest rate, messages/s, with p99 ≤ ${plan.limits.maxP99Ms} ms and ${plan.limits.minRatio * 100}% delivered (higher is better)`,
       groups: (["redis", "cluster"] as const).map((system) => ({
         label: SYSTEMS[system].label,
         bars: [{ series: "without --redis-wait", value: saturation.find((r) => r.system === system)?.highestHeld ?? NaN }],

@@ -85,7 +85,7 @@ describe("npm run bench:redis", () => {
     assert.ok(lines.some((l) => l.startsWith("| one Redis | 60 | 60 | none (every step held) |")), printed);
     const svg = readFileSync(join(dir, "redis.svg"), "utf8");
     assert.match(svg, /^<svg /);
-    assert.equal((svg.match(/font-weight="bold"/g) ?? []).length, 5, "five panels");
+    assert.equal((svg.match(/font-weight="bold"/g) ?? []).length, 6, "six panels");
     assert.deepEqual((JSON.parse(readFileSync(join(dir, "redis.json"), "utf8")) as Saved).runs.cost.length, 4);
 
     // RENDER: the same tables and chart from the saved runs, by the command itself
