@@ -22,10 +22,15 @@ export interface BenchOptions {
   roomPrefix: string;
   /** Progress lines go here (stderr); undefined: quiet. */
   progress?: ((line: string) => void) | undefined;
+  /**
+   * Called at the start and at the end of the measured window, beside the reads of the servers'
+   * /metrics, and awaited with them: to read other counters (Redis's CPU) over the same span.
+   */
+  onWindow?: ((edge: "start" | "end") => Promise<void>) | undefined;
 }
 
 export interface BenchReport {
-  options: Omit<BenchOptions, "progress">;
+  options: Omit<BenchOptions, "progress" | "onWindow">;
   clients: number;
   joinS: number;
   offeredPerS: number;
@@ -188,9 +193,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const running = Promise.all(shares.map((s) => s.run(times)));
     const measureFrom = times.start + times.warmupMs;
     await new Promise((r) => setTimeout(r, measureFrom - Date.now()));
-    const before = await serverCounters(o.urls);
+    const [before] = await Promise.all([serverCounters(o.urls), o.onWindow?.("start")]);
     await new Promise((r) => setTimeout(r, Math.max(0, measureFrom + times.durationMs - Date.now())));
-    const after = await serverCounters(o.urls);
+    const [after] = await Promise.all([serverCounters(o.urls), o.onWindow?.("end")]);
     const results = await running;
     return report(o, results, joinS, difference(after.cpuS, before.cpuS), difference(after.writes, before.writes));
   } finally {
@@ -216,7 +221,7 @@ function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCp
     for (const [code, n] of Object.entries(r.refusals)) refusals[code] = (refusals[code] ?? 0) + n;
   }
   const ms = (p: number) => Math.round(latency.getValueAtPercentile(p) / 10) / 100;
-  const { progress: _p, ...options } = o;
+  const { progress: _p, onWindow: _w, ...options } = o;
   const serverProcesses = new Set(o.urls).size;
   return {
     options,
