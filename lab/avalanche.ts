@@ -342,8 +342,8 @@ export function formatSummary(r: AvalancheResult): string {
     row("connected again (through nginx to app2)", r.connected),
     row("recovered (re-joined with since, history in)", r.rejoined),
     "",
-    `| ${"".padEnd(44)} |`,
-    `|${"-".repeat(46)}|`,
+    `| ${"".padEnd(44)} | |`,
+    `|${"-".repeat(46)}|---|`,
     ...[
       ["clients that lost their connection", `${r.lost} of ${r.clients}`],
       ["recovered", `${r.recovered}; every one in ${seconds(r.allRecoveredMs)}`],
@@ -353,7 +353,7 @@ export function formatSummary(r: AvalancheResult): string {
       [`app2 CPU (${r.cpu.processes} processes, % of a core)`, `${r.cpu.beforePct.toFixed(0)} % before, ${r.cpu.recoveryPct.toFixed(0)} % mean during the recovery, ${r.cpu.peakPct.toFixed(0)} % busiest second`],
       ["messages acknowledged through the loss", `${r.messages.acked} (${r.messages.refused} refused), ${r.messages.ackedLost} lost`],
       ["clients without every message once, in order", `${r.messages.wrongClients} (duplicates ${r.messages.duplicates}, out of order ${r.messages.outOfOrder}, missing ${r.messages.missing})`],
-    ].map(([k, v]) => `| ${k!.padEnd(44)} | ${v}`),
+    ].map(([k, v]) => `| ${k!.padEnd(44)} | ${v} |`),
     "",
     `Socket.IO's published "deploy avalanche" (5,000 clients): p50 4.97 s, 3.8 % never reconnected. Here: p50 ${seconds(r.rejoined.p50)} to recovered ` +
       `(${seconds(r.connected.p50)} to connected), ${pct(r.neverRecovered, r.lost)} never recovered. Wall time ${seconds(r.wallMs)}.`,
