@@ -130,6 +130,46 @@ export interface SettleRequest {
   timeoutMs?: number;
 }
 
+/**
+ * After a fault at `since` (epoch ms, this machine's clock): which members lost their connection
+ * then and when each came back, and, with `expected`, whether every member has its room's
+ * messages once, in order. Waits up to `timeoutMs` for every member to be connected, joined and
+ * (with `expected`) complete; answers at once with 0.
+ */
+export interface RecoveryRequest {
+  op: "recovery";
+  since: number;
+  /** Each room's messages (its history, say), by room. */
+  expected?: Record<string, string[]>;
+  /** @default 0 */
+  timeoutMs?: number;
+}
+
+export interface RecoveryResult {
+  members: number;
+  /** Connected and joined now. */
+  ready: number;
+  /** Members whose connection was lost at or after `since`. */
+  lost: number;
+  /** Of those, connected and re-joined since their last loss. */
+  recovered: number;
+  /**
+   * One entry per lost member, ms after `since` (-1: not yet): its first reconnect attempt, the
+   * connection and the re-join (history in hand) that ended its last loss; its reconnect attempts.
+   */
+  firstAttemptMs: number[];
+  connectedMs: number[];
+  rejoinedMs: number[];
+  attempts: number[];
+  /** With `expected`: members without every message once, in order (0 without). */
+  wrong: number;
+  totals: DeliveryCheck;
+  /** The first few wrong members' reports. */
+  worst: MemberReport[];
+  /** Every member connected, joined and complete. */
+  done: boolean;
+}
+
 export interface MessagesRequest {
   op: "messages";
   name: string;
@@ -196,6 +236,7 @@ export type RunnerRequest = (
   | SayManyRequest
   | ReportRequest
   | SettleRequest
+  | RecoveryRequest
   | MessagesRequest
   | PresenceRequest
   | CloseRequest
@@ -209,6 +250,7 @@ export interface RunnerResults {
   sayMany: SayManyResult;
   report: ReportResult;
   settle: ReportResult & { done: boolean };
+  recovery: RecoveryResult;
   messages: MessagesResult;
   presence: PresenceResult;
   close: { closed: number };

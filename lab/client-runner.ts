@@ -25,6 +25,8 @@ import type {
   OpenRequest,
   OpenResult,
   PresenceRequest,
+  RecoveryRequest,
+  RecoveryResult,
   ReportRequest,
   ReportResult,
   RunnerAnswer,
@@ -73,6 +75,11 @@ class Member {
   presence: PresenceState | undefined;
   readonly joins: string[] = [];
   readonly quits: string[] = [];
+  /** Epoch ms of each lost connection and of each reconnect attempt (a few per member). */
+  readonly lostTimes: number[] = [];
+  readonly attemptTimes: number[] = [];
+  /** Epoch ms of the connection and of the re-join that ended the last loss (0: not yet). */
+  readonly times = { connectedAt: 0, rejoinedAt: 0 };
   private readonly url: string;
 
   constructor(
@@ -94,11 +101,17 @@ class Member {
       randomizationFactor: reconnect?.randomization ?? 0.5,
       autoConnect: false,
     });
-    this.socket.on("connect", () => this.join(onFirstJoin));
+    this.socket.on("connect", () => {
+      if (this.lostTimes.length > 0 && this.times.connectedAt === 0) this.times.connectedAt = Date.now();
+      this.join(onFirstJoin);
+    });
+    this.socket.io.on("reconnect_attempt", () => this.attemptTimes.push(Date.now()));
     this.socket.on("disconnect", (reason) => {
       this.joined = false;
       if (reason === "io client disconnect") return;
       this.disconnects++;
+      this.lostTimes.push(Date.now());
+      Object.assign(this.times, { connectedAt: 0, rejoinedAt: 0 });
       // As the web client: a connection the server closed on purpose comes back anyway.
       if (reason === "io server disconnect" && reconnect !== undefined) this.socket.connect();
     });
@@ -128,6 +141,7 @@ class Member {
         onFirstJoin(ack.ok ? undefined : `${ack.error.code}: ${ack.error.message}`);
       } else if (ack.ok) {
         this.rejoins++;
+        if (this.times.rejoinedAt === 0) this.times.rejoinedAt = Date.now();
       }
     });
   }
@@ -336,6 +350,53 @@ async function settle(request: SettleRequest): Promise<ReportResult & { done: bo
   }
 }
 
+function recoveryNow(request: RecoveryRequest): RecoveryResult {
+  const result: RecoveryResult = {
+    members: members.size, ready: 0, lost: 0, recovered: 0,
+    firstAttemptMs: [], connectedMs: [], rejoinedMs: [], attempts: [],
+    wrong: 0, totals: checkDelivery([]), worst: [], done: false,
+  };
+  const after = (t: number) => (t >= request.since ? t - request.since : -1);
+  let complete = true;
+  for (const m of members.values()) {
+    const ready = m.joined && m.socket.connected;
+    if (ready) result.ready++;
+    if (m.lostTimes.some((t) => t >= request.since)) {
+      result.lost++;
+      const back = ready && m.times.rejoinedAt > 0;
+      if (back) result.recovered++;
+      result.firstAttemptMs.push(after(m.attemptTimes.find((t) => t >= request.since) ?? -1));
+      result.connectedMs.push(m.times.connectedAt > 0 ? after(m.times.connectedAt) : -1);
+      result.rejoinedMs.push(back ? after(m.times.rejoinedAt) : -1);
+      result.attempts.push(m.attemptTimes.filter((t) => t >= request.since).length);
+    }
+    if (request.expected) {
+      const r = m.report(request.expected[m.room] ?? []);
+      for (const key of ["received", "duplicates", "outOfOrder", "missing", "unexpected"] as const) result.totals[key] += r[key];
+      if (!deliveredOnceInOrder(r)) {
+        result.wrong++;
+        if (r.missing > 0) complete = false;
+        if (result.worst.length < 5) result.worst.push(r);
+      }
+    }
+  }
+  result.done = result.ready === result.members && complete;
+  return result;
+}
+
+async function recovery(request: RecoveryRequest): Promise<RecoveryResult> {
+  const deadline = Date.now() + (request.timeoutMs ?? 0);
+  for (;;) {
+    // the cheap part first: judging deliveries walks every member's ids
+    const ready = [...members.values()].every((m) => m.joined && m.socket.connected);
+    if (Date.now() >= deadline || ready) {
+      const now = recoveryNow(request);
+      if (now.done || Date.now() >= deadline) return now;
+    }
+    await delay(250);
+  }
+}
+
 function messages(request: MessagesRequest) {
   return {
     messages: member(request.name).received.map((id) => book.get(id) ?? { id, username: "", text: "" }),
@@ -396,6 +457,8 @@ async function handle(request: RunnerRequest): Promise<unknown> {
       return report(request);
     case "settle":
       return settle(request);
+    case "recovery":
+      return recovery(request);
     case "messages":
       return messages(request);
     case "presence":

@@ -11,6 +11,7 @@ import type {
   MessagesRequest,
   OpenRequest,
   PresenceRequest,
+  RecoveryRequest,
   ReportRequest,
   RunnerAnswer,
   RunnerRequest,
@@ -106,6 +107,11 @@ export class ClientHost {
 
   settle(request: Without<SettleRequest> = {}): Promise<RunnerResults["settle"]> {
     return this.request("settle", request);
+  }
+
+  /** Who lost the connection at or after `since` and when they came back; with `expected` (by room), what they received. */
+  recovery(request: Without<RecoveryRequest>): Promise<RunnerResults["recovery"]> {
+    return this.request("recovery", request);
   }
 
   messages(name: string): Promise<RunnerResults["messages"]> {
