@@ -18,6 +18,8 @@ export interface BenchOptions {
   transport: "websocket" | "polling";
   procs: number;
   joinWindowS: number;
+  /** With a secret: every client connects with an HS256 token signed with it (the servers run with --auth-secret). */
+  authSecret?: string | undefined;
   /** Prefix of the room names; unique per run so that history of an earlier run does not count. */
   roomPrefix: string;
   /** Progress lines go here (stderr); undefined: quiet. */
@@ -30,7 +32,7 @@ export interface BenchOptions {
 }
 
 export interface BenchReport {
-  options: Omit<BenchOptions, "progress" | "onWindow">;
+  options: Omit<BenchOptions, "progress" | "onWindow" | "authSecret"> & { tokens: boolean };
   clients: number;
   joinS: number;
   offeredPerS: number;
@@ -64,6 +66,7 @@ export function planShares(o: BenchOptions): SharePlan[] {
     rate: o.rate,
     transport: o.transport,
     joinWindowMs: o.joinWindowS * 1000,
+    authSecret: o.authSecret,
   }));
   let sender = 0;
   for (let r = 0; r < o.rooms; r++) {
@@ -221,7 +224,9 @@ function report(o: BenchOptions, results: ShareResult[], joinS: number, serverCp
     for (const [code, n] of Object.entries(r.refusals)) refusals[code] = (refusals[code] ?? 0) + n;
   }
   const ms = (p: number) => Math.round(latency.getValueAtPercentile(p) / 10) / 100;
-  const { progress: _p, onWindow: _w, ...options } = o;
+  // the secret is not reported (a report may be published): only whether tokens were used
+  const { progress: _p, onWindow: _w, authSecret, ...rest } = o;
+  const options = { ...rest, tokens: authSecret !== undefined };
   const serverProcesses = new Set(o.urls).size;
   return {
     options,
@@ -250,7 +255,7 @@ export function formatReport(r: BenchReport, title: string): string {
   const pct = (x: number) => `${(x * 100).toFixed(3)}%`;
   const refusals = Object.entries(r.refusals).map(([c, n]) => `${c} ${n}`).join(", ") || "none";
   return [
-    `${title}: ${o.rooms} room(s) × ${o.clients} clients, ${o.senders} sender(s)/room at ${o.rate} msg/s, ${o.durationS} s (+${o.warmupS} s warm-up), ${o.transport}, ${o.procs} generator process(es)`,
+    `${title}: ${o.rooms} room(s) × ${o.clients} clients, ${o.senders} sender(s)/room at ${o.rate} msg/s, ${o.durationS} s (+${o.warmupS} s warm-up), ${o.transport}${o.tokens ? " with tokens" : ""}, ${o.procs} generator process(es)`,
     `  clients joined        ${r.clients} in ${r.joinS.toFixed(2)} s`,
     `  offered               ${r.offeredPerS.toFixed(1)} msg/s`,
     `  deliveries            expected ${Math.round(r.expectedPerS)}/s, actual ${Math.round(r.deliveredPerS)}/s, ratio ${pct(r.deliveryRatio)}`,

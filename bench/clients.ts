@@ -12,8 +12,11 @@ export interface BenchClientHandlers {
 }
 
 export interface BenchClient {
-  /** Connects and joins; resolves once the join is answered (history and presence received). */
-  join(username: string): Promise<void>;
+  /**
+   * Connects and joins; resolves once the join is answered (history and presence received). With
+   * a token, it goes in the handshake (roomcast --auth-secret), and the name is the token's.
+   */
+  join(username: string, token?: string): Promise<void>;
   /** Sends a message; resolves with the refusal code, or undefined when accepted. */
   say(text: string): Promise<string | undefined>;
   close(): void;
@@ -43,7 +46,7 @@ class RawClient implements BenchClient {
     private readonly handlers: BenchClientHandlers,
   ) {}
 
-  join(username: string): Promise<void> {
+  join(username: string, token?: string): Promise<void> {
     const u = new URL(this.url);
     const wsUrl = `${u.protocol === "https:" ? "wss" : "ws"}://${u.host}/socket.io/?EIO=4&transport=websocket&roomid=${encodeURIComponent(this.room)}`;
     return new Promise((resolve, reject) => {
@@ -87,7 +90,8 @@ class RawClient implements BenchClient {
         } else if (type === 50 /* 2: ping */) {
           ws.send("3");
         } else if (type === 48 /* 0: open */) {
-          ws.send("40");
+          // the CONNECT packet carries the handshake's auth: 40{"token":"…"}
+          ws.send(token === undefined ? "40" : `40${JSON.stringify({ token })}`);
         }
       };
     });
@@ -122,8 +126,8 @@ class PollingClient implements BenchClient {
     private readonly handlers: BenchClientHandlers,
   ) {}
 
-  async join(username: string): Promise<void> {
-    this.client = connect(this.url, { room: this.room, username, transports: ["polling"] });
+  async join(username: string, token?: string): Promise<void> {
+    this.client = connect(this.url, token === undefined ? { room: this.room, username, transports: ["polling"] } : { room: this.room, token, transports: ["polling"] });
     this.client.on("message", (m) => this.handlers.said(m.text));
     await this.client.join();
   }

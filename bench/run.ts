@@ -8,6 +8,7 @@
  * across all processes, so a text is unique.
  */
 import { build, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
+import { SignJWT } from "jose";
 import { createClient, type BenchClient } from "./clients.js";
 
 export interface SharePlan {
@@ -22,6 +23,8 @@ export interface SharePlan {
   transport: "websocket" | "polling";
   /** Spread the joins over this many ms (join-storm); 0: as fast as they complete, 200 at a time. */
   joinWindowMs: number;
+  /** With a secret: every client connects with an HS256 token signed with it (roomcast --auth-secret). */
+  authSecret?: string | undefined;
 }
 
 export interface ShareTimes {
@@ -107,7 +110,8 @@ export class Share {
         jobs.push(async () => {
           const member: Member = { client: undefined as unknown as BenchClient, senders: new Map(), room: roomIndex };
           member.client = createClient(this.plan.transport, url, room.name, { said: (text) => this.count(member, text) });
-          await member.client.join(`u${roomIndex}-${i}`);
+          const username = `u${roomIndex}-${i}`;
+          await member.client.join(username, this.plan.authSecret === undefined ? undefined : await benchToken(this.plan.authSecret, `${room.name}-${username}`, username));
           this.members.push(member);
         });
       }
@@ -239,6 +243,16 @@ export class Share {
     this.sending = false;
     for (const m of this.members) m.client.close();
   }
+}
+
+/** A token as an application's backend would sign it: HS256, `sub`, `name`, valid for an hour. */
+export function benchToken(secret: string, user: string, name: string): Promise<string> {
+  return new SignJWT({ name })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(user)
+    .setIssuedAt()
+    .setExpirationTime("1h")
+    .sign(new TextEncoder().encode(secret));
 }
 
 function encode(h: Histogram): string {

@@ -16,6 +16,7 @@ const benchOptions = {
   warmup: { flag: "--warmup <s>", env: "BENCH_WARMUP", description: "seconds of sending before measuring (overrides the workload)" },
   transport: { flag: "--transport <websocket|polling>", env: "BENCH_TRANSPORT", default: "websocket", description: "how clients connect (websocket: a lean raw-frame client; polling: socket.io-client)" },
   procs: { flag: "--procs <n>", env: "BENCH_PROCS", default: "1", description: "generator processes, so the generator is not the bottleneck" },
+  authSecret: { flag: "--auth-secret <secret>", env: "BENCH_AUTH_SECRET", description: "every client connects with an HS256 token signed with this secret (start roomcast with the same --auth-secret)" },
   json: { flag: "--json", env: "BENCH_JSON", description: "print the report as JSON" },
 } satisfies Record<string, OptionSpec>;
 
@@ -31,6 +32,7 @@ const schema = z.object({
   warmup: z.coerce.number().min(0, { error: "--warmup must be 0 or more" }).optional(),
   transport: z.enum(["websocket", "polling"], { error: "--transport must be websocket or polling" }),
   procs: count("--procs", 1),
+  authSecret: z.string().min(1, { error: "--auth-secret must not be empty" }).optional(),
   json: z.union([z.literal(true), z.enum(["1", "true", "yes"])]).optional(),
 });
 
@@ -74,6 +76,7 @@ export function benchCommand(): Command {
         transport: o.transport,
         procs: o.procs,
         joinWindowS: w.joinWindowS,
+        authSecret: o.authSecret,
         roomPrefix: `bench-${randomBytes(3).toString("hex")}`,
         progress: (line) => process.stderr.write(`${line}\n`),
       };

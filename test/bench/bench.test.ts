@@ -150,3 +150,26 @@ describe("roomcast bench counting", () => {
     assert.ok(r.generatorWindowCpuS > 0 && r.generatorWindowCpuS < r.generatorCpuS, "the window's CPU is a part of the whole");
   });
 });
+
+describe("roomcast bench with tokens (--auth-secret)", () => {
+  it("joins a storm of clients that each carry a signed token, over WebSocket and over polling", async () => {
+    const secret = "a-bench-secret-of-at-least-32-characters";
+    const server = await startServe(["--auth-secret", secret, "--rate-limit", "1000", "--rate-burst", "1000"]);
+    cleanup.add(() => server.stop());
+    for (const transport of ["websocket", "polling"] as const) {
+      const r = await runBench(small(server.url, { transport, rooms: 1, clients: 20, senders: 2, durationS: 1, joinWindowS: 0.5, authSecret: secret }));
+      assert.equal(r.clients, 20, transport);
+      assert.equal(r.lost, 0, transport);
+      assert.ok(r.expectedPerS > 0 && r.deliveryRatio === 1, transport);
+      assert.equal(r.options.tokens, true);
+      assert.ok(!JSON.stringify(r).includes(secret), "the secret is not in the report");
+    }
+  });
+
+  it("is refused without a token, and with a token of another secret", async () => {
+    const server = await startServe(["--auth-secret", "a-bench-secret-of-at-least-32-characters"]);
+    cleanup.add(() => server.stop());
+    await assert.rejects(runBench(small(server.url, { rooms: 1, clients: 2, senders: 0 })), /connect refused: .*UNAUTHORIZED/);
+    await assert.rejects(runBench(small(server.url, { rooms: 1, clients: 2, senders: 0, authSecret: "another-secret-of-at-least-32-characters" })), /connect refused: .*UNAUTHORIZED/);
+  });
+});
