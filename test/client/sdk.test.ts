@@ -108,6 +108,8 @@ describe("the client SDK", () => {
     await erin.join();
     const sent: string[] = [];
     for (let i = 0; i < 5; i++) sent.push((await talker.say(`before ${i}`)) && `before ${i}`);
+    // an acknowledgement says the message is stored, not that erin's process has written it to her yet
+    await until(() => (seen.messages.length === 5 ? true : undefined), "erin to have the first 5 live");
     await flaky.stop("SIGKILL");
     await until(() => (erin.state === "reconnecting" ? true : undefined), "erin to notice");
     // said while offline: waits in the outbox
